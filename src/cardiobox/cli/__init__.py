@@ -1,0 +1,1 @@
+"""The ``cardiobox`` command line: one module per command group."""

@@ -1,0 +1,43 @@
+"""Entry point of the ``cardiobox`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from cardiobox import __version__
+
+app = typer.Typer(
+    name="cardiobox",
+    help="Open toolbox for multi-site cardiology research.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cardiobox {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """cardiobox: harmonise hospital data into one cardiology data model and analyse it."""
+
+
+def _register() -> None:
+    # Imported here so that `cardiobox --help` stays fast and each group is one module.
+    from cardiobox.cli import cdm_cmd, demo_cmd, store_cmd, views_cmd
+
+    app.add_typer(store_cmd.app, name="store")
+    app.add_typer(views_cmd.app, name="views")
+    app.add_typer(cdm_cmd.app, name="cdm")
+    app.command("demo")(demo_cmd.demo)
+
+
+_register()

@@ -1,0 +1,7 @@
+"""`cardiobox store` commands."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="store commands.", no_args_is_help=True)

@@ -1,0 +1,1 @@
+"""Site store: one DuckDB file per hospital site."""
