@@ -19,6 +19,20 @@ LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+#: The URI DataTools4Heart profiles use for ICD-10-PCS; treated as an alias of :data:`ICD10_PCS`.
+ICD10_PCS_HL7 = "http://hl7.org/fhir/sid/icd-10-pcs"
+
+ADMINISTRATIVE_GENDER = "http://hl7.org/fhir/administrative-gender"
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+ADMIT_SOURCE = "http://terminology.hl7.org/CodeSystem/admit-source"
+
+#: Code systems defined by the DataTools4Heart (DT4H) common data model.
+DT4H_ECHO_PARAMETER = "https://datatools4heart.eu/fhir/CodeSystem/echo-parameter"
+DT4H_ECG_PARAMETER = "https://datatools4heart.eu/fhir/CodeSystem/ecg-parameter"
+DT4H_QT_CORRECTION = "https://datatools4heart.eu/fhir/CodeSystem/qt-correction-formula"
+DT4H_MEDICATION_GROUP = "https://datatools4heart.eu/fhir/CodeSystem/medication-group"
+DT4H_ENCOUNTER_CLASS = "https://datatools4heart.eu/fhir/CodeSystem/encounter-class"
+DT4H_ADMIT_SOURCE = "https://datatools4heart.eu/fhir/CodeSystem/encounter-admit-source"
 
 #: Short names accepted in the dictionary files, mapped to canonical system URIs.
 SYSTEM_ALIASES: dict[str, str] = {
@@ -30,6 +44,16 @@ SYSTEM_ALIASES: dict[str, str] = {
     "snomed": SNOMED,
     "ucum": UCUM,
     "rxnorm": RXNORM,
+    ICD10_PCS_HL7: ICD10_PCS,
+    "administrative-gender": ADMINISTRATIVE_GENDER,
+    "v3-actcode": V3_ACT_CODE,
+    "admit-source": ADMIT_SOURCE,
+    "dt4h-echo-parameter": DT4H_ECHO_PARAMETER,
+    "dt4h-ecg-parameter": DT4H_ECG_PARAMETER,
+    "dt4h-qt-correction-formula": DT4H_QT_CORRECTION,
+    "dt4h-medication-group": DT4H_MEDICATION_GROUP,
+    "dt4h-encounter-class": DT4H_ENCOUNTER_CLASS,
+    "dt4h-encounter-admit-source": DT4H_ADMIT_SOURCE,
 }
 
 #: Systems whose codes are hierarchical by prefix (a code matches its descendants).
@@ -42,6 +66,8 @@ EQUIVALENT_SYSTEMS: dict[str, frozenset[str]] = {
 }
 
 _RANGE = re.compile(r"^([A-Z])(\d{2})(?:\.(\d+))?-([A-Z])(\d{2})(?:\.(\d+))?$")
+# ATC chemical-substance range within one chemical subgroup: C09AA01-C09AA16.
+_ATC_RANGE = re.compile(r"^([A-Z]\d{2}[A-Z]{2})(\d{2})-([A-Z]\d{2}[A-Z]{2})(\d{2})$")
 
 
 def canonical_system(system: str) -> str:
@@ -71,7 +97,8 @@ def expand_range(spec: str) -> list[str]:
     Parameters
     ----------
     spec : str
-        ``"I10-I13"`` (categories), ``"Q23.0-Q23.3"`` (subcategories) or a single code.
+        ``"I10-I13"`` (ICD-10 categories), ``"Q23.0-Q23.3"`` (ICD-10 subcategories),
+        ``"C09AA01-C09AA16"`` (ATC substances of one chemical subgroup) or a single code.
 
     Returns
     -------
@@ -81,13 +108,25 @@ def expand_range(spec: str) -> list[str]:
     Raises
     ------
     ValueError
-        If the range is malformed (different letters, reversed bounds, mixed precision).
+        If the range is malformed (different letters or ATC subgroups, reversed bounds,
+        mixed precision).
     """
     spec = normalise_code(spec).replace("–", "-")
+    atc = _ATC_RANGE.match(spec)
+    if atc:
+        g1, a, g2, b = atc.groups()
+        if g1 != g2:
+            raise ValueError(f"ATC range {spec!r} spans two chemical subgroups ({g1}, {g2})")
+        if int(a) > int(b):
+            raise ValueError(f"code range {spec!r} is reversed")
+        return [f"{g1}{i:02d}" for i in range(int(a), int(b) + 1)]
     m = _RANGE.match(spec)
     if not m:
         if "-" in spec:
-            raise ValueError(f"malformed code range {spec!r}; expected e.g. 'I10-I13'")
+            raise ValueError(
+                f"malformed code range {spec!r}; expected e.g. 'I10-I13', 'Q23.0-Q23.3' "
+                "or 'C09AA01-C09AA16'"
+            )
         return [spec]
     l1, n1, d1, l2, n2, d2 = m.groups()
     if l1 != l2:

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cardiobox.cdm import codes as codesys
 
@@ -138,6 +145,15 @@ class Answer(_Strict):
     def _canonical(cls, v: str) -> str:
         return codesys.canonical_system(v)
 
+    @model_validator(mode="after")
+    def _languages(self) -> Answer:
+        if not self.display.get("en"):
+            raise ValueError(f"answer {self.code!r}: display needs at least 'en'")
+        unknown = set(self.display) - set(LANGUAGES)
+        if unknown:
+            raise ValueError(f"answer {self.code!r}: unknown display languages {sorted(unknown)}")
+        return self
+
 
 class Variable(_Strict):
     """One variable of the cardiology data model.
@@ -200,11 +216,19 @@ class Variable(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Variable:
-        if "en" not in self.display:
+        if not self.display.get("en"):
             raise ValueError(f"variable {self.id!r}: display needs at least 'en'")
         unknown = set(self.display) - set(LANGUAGES)
         if unknown:
             raise ValueError(f"variable {self.id!r}: unknown display languages {sorted(unknown)}")
+        unknown = set(self.synonyms) - set(LANGUAGES)
+        if unknown:
+            raise ValueError(f"variable {self.id!r}: unknown synonym languages {sorted(unknown)}")
+        for lang, names in self.synonyms.items():
+            if any(not name.strip() for name in names):
+                raise ValueError(f"variable {self.id!r}: empty synonym for {lang!r}")
+        if not self.description.strip():
+            raise ValueError(f"variable {self.id!r}: description must not be empty")
         if self.category in MULTILINGUAL_CATEGORIES:
             missing = [lang for lang in LANGUAGES if not self.display.get(lang)]
             if missing:
@@ -213,9 +237,7 @@ class Variable(_Strict):
             raise ValueError(f"variable {self.id!r}: a quantity needs a canonical UCUM unit")
         if self.range is not None and self.range[0] > self.range[1]:
             raise ValueError(f"variable {self.id!r}: range low > high")
-        if self.value_type == "code" and self.category in {
-            Category.assessment,
-        } and not self.answers:
+        if self.value_type == "code" and self.category == Category.assessment and not self.answers:
             raise ValueError(f"variable {self.id!r}: coded assessment needs answers")
         return self
 
@@ -279,7 +301,7 @@ class DataDictionary:
         return [v for v in self if v.category == cat]
 
     def find_code(self, system: str, code: str) -> Variable | None:
-        """The first variable identified by ``system|code`` (exact codes first)."""
+        """Return the first variable identified by ``system|code`` (exact codes first)."""
         hits = self.find_all(system, code)
         return hits[0] if hits else None
 
@@ -303,19 +325,38 @@ def load_variables_file(path: Path) -> list[Variable]:
     ValueError
         Naming the file and the variable when an entry is invalid.
     """
-    with path.open(encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh) or {}
-    entries = doc.get("variables", [])
-    defaults = doc.get("defaults", {})
+    try:
+        with path.open(encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path.name}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path.name}: expected a mapping with 'defaults' and 'variables'")
+    entries = doc.get("variables") or []
+    defaults = doc.get("defaults") or {}
+    if not isinstance(entries, list) or not isinstance(defaults, dict):
+        raise ValueError(f"{path.name}: 'variables' must be a list and 'defaults' a mapping")
     out: list[Variable] = []
     for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path.name}: entry {i} is not a mapping")
         merged = {**defaults, **entry}
         try:
             out.append(Variable.model_validate(merged))
-        except Exception as exc:
-            ident = entry.get("id", f"entry {i}") if isinstance(entry, dict) else f"entry {i}"
-            raise ValueError(f"{path.name}: variable {ident}: {exc}") from exc
+        except ValidationError as exc:
+            ident = entry.get("id", f"entry {i}")
+            raise ValueError(f"{path.name}: variable {ident}: {_describe(exc)}") from exc
     return out
+
+
+def _describe(exc: ValidationError) -> str:
+    """Summarise a pydantic validation error as ``field: problem; field: problem``."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
 
 
 @cache
@@ -333,6 +374,12 @@ def load_dictionary(directory: str | None = None) -> DataDictionary:
     """
     folder = Path(directory) if directory else _data_dir()
     variables: list[Variable] = []
+    seen: dict[str, str] = {}
     for path in sorted(folder.glob("*.yaml")):
-        variables.extend(load_variables_file(path))
+        for v in load_variables_file(path):
+            if v.id in seen:
+                where = path.name if seen[v.id] == path.name else f"{seen[v.id]} and {path.name}"
+                raise ValueError(f"duplicate variable id {v.id!r} in {where}")
+            seen[v.id] = path.name
+            variables.append(v)
     return DataDictionary(variables)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -78,5 +79,5 @@ def fail(exc: CardioboxError | str, as_json: bool = False, code: int = 2) -> typ
             )
         else:
             emit_json({"error": str(exc)})
-    console.print(f"[bold red]error:[/] {exc}")
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     return typer.Exit(code)

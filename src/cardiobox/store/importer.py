@@ -1,0 +1,664 @@
+"""Import FHIR data into a site store: read, validate, convert, store or quarantine.
+
+Everything happens inside one DuckDB transaction, so an import is atomic: a killed import
+leaves the store as it was. Items are staged, then judged in bulk:
+
+1. JSON syntax, resourceType and id (vectorised);
+2. structure, in the release the data is written in (:mod:`cardiobox.store.validate`);
+3. conversion of the data model's resource types from R4/R4B to R5;
+4. the data model's profile rules (:mod:`cardiobox.cdm.profile`);
+5. the same (type, id) twice in one import with different content: the later item wins,
+   the earlier one is quarantined (``duplicate-id``);
+6. merge into ``resources``: new → created; same content as stored → unchanged (nothing is
+   written, which makes imports idempotent); different content → updated, and the previous
+   version moves to ``resource_history``.
+
+For every import: items read = stored (created + updated + unchanged) + quarantined.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from cardiobox import __version__
+from cardiobox.cdm.dictionary import load_dictionary
+from cardiobox.cdm.fhir_versions import (
+    R4,
+    R5,
+    normalise_version,
+    resource_types,
+    version_from_profiles,
+)
+from cardiobox.cdm.findings import Finding
+from cardiobox.cdm.profile import dictionary_tables, profile_rules_sql
+from cardiobox.cdm.r4_to_r5 import CONVERTERS, convert_r4_to_r5
+from cardiobox.cdm.structure import structural_findings
+from cardiobox.errors import InputError, Location
+from cardiobox.store import readers
+from cardiobox.store.db import one
+from cardiobox.store.validate import StructureValidator
+
+#: Callback for progress: (phase description, items done in this step, total or None).
+Progress = Callable[[str, int, int | None], None]
+
+_ID_RULE = r"^[A-Za-z0-9\-\.]{1,64}$"
+
+
+@dataclass
+class ImportReport:
+    """What an import did.
+
+    Attributes
+    ----------
+    read : int
+        Items read (NDJSON lines, Bundle entries, single resources; blank lines excluded).
+    stored : int
+        Items whose resource is in the store after the import (created + updated + unchanged).
+    quarantined : int
+        Items rejected, each with a reason in the ``quarantine`` table.
+    """
+
+    load_id: str
+    files: list[str]
+    fhir_versions: dict[str, str]
+    read: int = 0
+    stored: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    warnings: int = 0
+    by_type: dict[str, dict[str, int]] = field(default_factory=dict)
+    quarantine_by_rule: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return {
+            "load_id": self.load_id,
+            "files": self.files,
+            "fhir_versions": self.fhir_versions,
+            "read": self.read,
+            "stored": self.stored,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "quarantined": self.quarantined,
+            "warnings": self.warnings,
+            "by_type": self.by_type,
+            "quarantine_by_rule": self.quarantine_by_rule,
+            "seconds": round(self.seconds, 3),
+            "resources_per_second": round(self.read / self.seconds) if self.seconds else None,
+        }
+
+
+_STAGE_DDL = """
+CREATE OR REPLACE TEMP TABLE _stage (
+    seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, raw VARCHAR
+);
+CREATE OR REPLACE TEMP TABLE _rejected (
+    seq BIGINT, rule VARCHAR, element VARCHAR, message VARCHAR, findings JSON
+);
+CREATE OR REPLACE TEMP TABLE _warnings (
+    seq BIGINT, rule VARCHAR, element VARCHAR, message VARCHAR
+);
+CREATE OR REPLACE TEMP TABLE _pre_rejected (
+    seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, raw VARCHAR, rule VARCHAR,
+    message VARCHAR
+);
+"""
+
+
+class Importer:
+    """Runs one import into an open store connection (inside a transaction).
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Connection to the site store, with a transaction open.
+    fhir_version : str, optional
+        Release of the input; when omitted it is read from ``meta.profile`` of the data.
+    progress : callable, optional
+        Progress callback.
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        fhir_version: str | None = None,
+        progress: Progress | None = None,
+    ):
+        self.con = con
+        self.fhir_version = normalise_version(fhir_version) if fhir_version else None
+        self.progress = progress or (lambda _phase, _n, _total: None)
+        self.load_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        self._rejected_seen = 0
+
+    # -- staging ---------------------------------------------------------------------------
+    def stage(self, paths: Sequence[str | Path]) -> tuple[list[str], dict[str, str]]:
+        """Read every input into ``_stage``; return the files and each file's FHIR release."""
+        con = self.con
+        con.execute(_STAGE_DDL)
+        files = [f for p in paths for f in readers.discover(p)]
+        self._manifest: dict[str, str] = {}
+        for p in paths:
+            if Path(p).is_dir():
+                self._manifest.update(readers.manifest_versions(Path(p)))
+        total = sum(readers.count_lines(f) for f in files) or None
+        seq = 0
+        for f in files:
+            if readers.is_plain_ndjson(f):
+                n = self._stage_ndjson_fast(f, seq)
+                if n is not None:
+                    seq += n
+                    self.progress("reading", n, total)
+                    continue
+            seq = self._stage_python(f, seq, total)
+        return [str(f) for f in files], self._versions([str(f) for f in files])
+
+    def _stage_ndjson_fast(self, path: Path, seq: int) -> int | None:
+        """Stage an NDJSON file with DuckDB's reader; ``None`` if it needs the careful path.
+
+        Each line is read as one text value (no CSV parsing: the delimiter and quote are
+        disabled); the reader keeps blank lines, so line numbers stay exact.
+        """
+        try:
+            self.con.execute(
+                f"""INSERT INTO _stage
+                SELECT {seq} + line - 1, ?, line, NULL, trim(raw) FROM (
+                    SELECT row_number() OVER () AS line, raw FROM read_csv(?,
+                        columns = {{'raw': 'VARCHAR'}}, header = false, delim = chr(1),
+                        quote = '', escape = '', auto_detect = false, new_line = '\\n',
+                        strict_mode = false, parallel = false, max_line_size = 536870912)
+                ) WHERE raw IS NOT NULL AND trim(raw) <> ''""",
+                [str(path), str(path)],
+            ).fetchall()
+        except duckdb.Error:
+            return None  # not UTF-8, a line too long...: read it line by line
+        last = one(
+            self.con.execute(
+                "SELECT coalesce(max(line), 0) FROM _stage WHERE file = ?", [str(path)]
+            )
+        )
+        return int(last[0]) if last else 0
+
+    def _stage_python(self, path: Path, seq: int, total: int | None) -> int:
+        con = self.con
+        for chunk in readers.read_items(path):
+            n = len(chunk.raws)
+            if n:
+                table = pa.table(
+                    {
+                        "seq": pa.array(range(seq, seq + n), pa.int64()),
+                        "file": pa.array([chunk.file] * n, pa.string()),
+                        "line": pa.array(chunk.lines, pa.int64()),
+                        "entry": pa.array(chunk.entries, pa.int32()),
+                        "raw": pa.array(chunk.raws, pa.string()),
+                    }
+                )
+                con.register("_chunk", table)
+                con.execute("INSERT INTO _stage SELECT * FROM _chunk")
+                con.unregister("_chunk")
+                seq += n
+            for r in chunk.rejected:
+                con.execute(
+                    "INSERT INTO _pre_rejected VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [seq, r.file, r.line, r.entry, r.raw, r.rule, r.message],
+                )
+                seq += 1
+            self.progress("reading", n + len(chunk.rejected), total)
+        return seq
+
+    def _versions(self, files: list[str]) -> dict[str, str]:
+        """Each file's FHIR release: given, or read from meta.profile.
+
+        A file without a recognised profile (a bulk export's log file, a file of resources
+        without meta) takes the release of the other files of the import when they agree.
+        """
+        if self.fhir_version:
+            return dict.fromkeys(files, self.fhir_version)
+        found = {f: self._manifest.get(f) or self._file_version(f) for f in files}
+        known = {v for v in found.values() if v}
+        out: dict[str, str] = {}
+        for f, v in found.items():
+            if v is None and len(known) != 1:
+                raise InputError(
+                    "cannot tell which FHIR release this file is written in (no known profile "
+                    "in meta.profile"
+                    + (f"; other files of the import disagree: {sorted(known)}" if known else "")
+                    + "); pass --fhir-version R4, R4B or R5",
+                    rule="fhir-version",
+                    location=Location(file=f),
+                )
+            out[f] = v or next(iter(known))
+        return out
+
+    def _file_version(self, file: str) -> str | None:
+        profiles = [
+            r[0]
+            for r in self.con.execute(
+                "SELECT DISTINCT unnest(json_extract_string(raw, '$.meta.profile[*]')) "
+                "FROM _stage WHERE file = ? AND json_valid(raw)",
+                [file],
+            ).fetchall()
+            if r[0]
+        ]
+        try:
+            return version_from_profiles(profiles)
+        except InputError as exc:
+            raise InputError(exc.message, exc.rule, Location(file=file)) from None
+
+    # -- judging ---------------------------------------------------------------------------
+    def judge(self, versions: dict[str, str]) -> None:
+        """Validate and convert staged items; fill ``_items``, ``_rejected``, ``_warnings``."""
+        con = self.con
+        vt = pa.table({"file": list(versions), "fhir_version": list(versions.values())})
+        con.register("_versions_arrow", vt)
+        con.execute("CREATE OR REPLACE TEMP TABLE _versions AS SELECT * FROM _versions_arrow")
+        con.unregister("_versions_arrow")
+        known = [(v, t) for v in set(versions.values()) for t in resource_types(v)]
+        con.execute("CREATE OR REPLACE TEMP TABLE _known (fhir_version VARCHAR, rt VARCHAR)")
+        con.executemany("INSERT INTO _known VALUES (?, ?)", known)
+        self.progress("checking JSON", 0, None)
+        # One pass: parse once (try(json()) gives NULL for invalid JSON), minify, read the
+        # resource type and id, and name the first basic problem of each item.
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _items AS
+            WITH parsed AS (
+                SELECT s.seq, v.fhir_version, try(json(s.raw)) AS doc
+                FROM _stage s JOIN _versions v USING (file)
+            ), keyed AS (
+                SELECT *, json_type(doc) AS jt,
+                    json_type(doc, ['$.resourceType', '$.id']) AS kt,
+                    json_extract_string(doc, ['$.resourceType', '$.id']) AS kv
+                FROM parsed
+            )
+            SELECT seq, fhir_version, doc, jt,
+                CASE WHEN kt[1] = 'VARCHAR' THEN kv[1] END AS rt,
+                CASE WHEN kt[2] = 'VARCHAR' THEN kv[2] END AS rid,
+                kt[1] AS rt_type, kt[2] AS id_type
+            FROM keyed"""
+        )
+        con.execute(
+            f"""INSERT INTO _rejected
+            SELECT seq, rule, element, message, NULL FROM (
+                SELECT i.seq,
+                    CASE WHEN doc IS NULL THEN 'invalid-json'
+                         WHEN jt <> 'OBJECT' THEN 'not-a-resource'
+                         WHEN i.rt IS NULL THEN 'missing-resourceType'
+                         WHEN k.rt IS NULL THEN 'unknown-resource-type'
+                         WHEN rid IS NULL THEN 'missing-id'
+                         WHEN NOT regexp_matches(rid, '{_ID_RULE}') THEN 'invalid-id'
+                    END AS rule,
+                    CASE WHEN doc IS NULL OR jt <> 'OBJECT' THEN NULL
+                         WHEN i.rt IS NULL OR k.rt IS NULL THEN 'resourceType'
+                         ELSE i.rt || '.id' END AS element,
+                    CASE WHEN doc IS NULL THEN 'invalid JSON'
+                         WHEN jt <> 'OBJECT' THEN format(
+                             'expected a JSON object (a FHIR resource), found a JSON {{}}',
+                             lower(jt))
+                         WHEN i.rt IS NULL AND rt_type IS NULL THEN
+                             'the item has no resourceType, so it is not a FHIR resource'
+                         WHEN i.rt IS NULL THEN 'resourceType must be a string'
+                         WHEN k.rt IS NULL THEN format(
+                             '{{}} is not a resource type of FHIR {{}}', i.rt, i.fhir_version)
+                         WHEN rid IS NULL AND id_type IS NULL THEN
+                             'the resource has no id; every stored resource needs one'
+                         WHEN rid IS NULL THEN 'id must be a string'
+                         ELSE format('id {{}} is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)',
+                                     to_json(rid))
+                    END AS message
+                FROM _items i LEFT JOIN _known k
+                    ON k.rt = i.rt AND k.fhir_version = i.fhir_version
+            ) WHERE rule IS NOT NULL"""
+        )
+        self._describe_bad_json()
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _good AS SELECT seq, fhir_version, rt, rid, doc, "
+            "NULL::VARCHAR AS source_doc FROM _items "
+            "WHERE seq NOT IN (SELECT seq FROM _rejected)"
+        )
+        row = one(con.execute("SELECT count(*) FROM _rejected"))
+        self._rejected_seen = int(row[0]) if row else 0
+        self._structure()
+        self._convert()
+        self._profile()
+
+    def _describe_bad_json(self) -> None:
+        """Replace 'invalid JSON' by the parser's own message, for the (few) bad items."""
+        bad = self.con.execute(
+            "SELECT r.seq, s.raw FROM _rejected r JOIN _stage s USING (seq) "
+            "WHERE r.rule = 'invalid-json'"
+        ).fetchall()
+        rows = []
+        for seq, raw in bad:
+            try:
+                orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                rows.append((f"invalid JSON: {exc.msg} at column {exc.colno}", seq))
+        if rows:
+            self.con.executemany("UPDATE _rejected SET message = ? WHERE seq = ?", rows)
+
+    def _add_findings(self, failures: dict[int, list[Finding]], rule: str | None = None) -> None:
+        rows = []
+        for seq, findings in failures.items():
+            errors = [f for f in findings if f.severity == "error"] or findings
+            first = errors[0]
+            rows.append(
+                (
+                    seq,
+                    rule or first.rule,
+                    first.element,
+                    first.message + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+                    orjson.dumps([f.to_dict() for f in errors]).decode(),
+                )
+            )
+        if rows:
+            self.con.executemany("INSERT INTO _rejected VALUES (?, ?, ?, ?, ?)", rows)
+
+    def _structure(self) -> None:
+        con = self.con
+        validator = StructureValidator(con)
+        for (version,) in con.execute("SELECT DISTINCT fhir_version FROM _good").fetchall():
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _to_check AS SELECT seq, rt, doc FROM _good "
+                f"WHERE fhir_version = '{version}'"
+            )
+            self.progress(f"validating FHIR {version} structure", 0, None)
+            failures = validator.validate(
+                "_to_check", version, lambda n: self.progress("validating (exact)", n, None)
+            )
+            self._hint_other_release(failures, version)
+            self._add_findings(failures)
+        self._drop_rejected()
+
+    def _drop_rejected(self) -> None:
+        """Remove newly rejected items from ``_good`` (cheap when there are none)."""
+        row = one(self.con.execute("SELECT count(*) FROM _rejected"))
+        n = int(row[0]) if row else 0
+        if n != self._rejected_seen:
+            self.con.execute("DELETE FROM _good WHERE seq IN (SELECT seq FROM _rejected)")
+            self._rejected_seen = n
+
+    def _hint_other_release(self, failures: dict[int, list[Finding]], version: str) -> None:
+        """Say so when invalid resources are valid in the other release.
+
+        The declared release is then probably wrong. Checks at most 50 resources.
+        """
+        other = R4 if version == R5 else R5
+        seqs = list(failures)[:50]
+        if not seqs:
+            return
+        docs = self.con.execute(
+            "SELECT seq, doc FROM _good WHERE seq IN (SELECT unnest(?))", [seqs]
+        ).fetchall()
+        valid_elsewhere = {
+            seq for seq, doc in docs if not structural_findings(orjson.loads(doc), other)
+        }
+        if len(valid_elsewhere) * 2 < len(seqs):
+            return
+        name = {R4: "R4", R5: "R5"}[other]
+        for seq in failures:
+            f = failures[seq][0]
+            failures[seq][0] = Finding(
+                f.resource_type,
+                f.resource_id,
+                f.element,
+                f.rule,
+                f"{f.message} [the resources are valid FHIR {name}: is the FHIR release "
+                f"right? (--fhir-version)]",
+            )
+
+    def _convert(self) -> None:
+        """Convert R4/R4B resources of the data model's types to R5 (kept: the original)."""
+        con = self.con
+        triggers = [(rt, key) for rt, (_f, keys) in CONVERTERS.items() for key in keys]
+        con.execute("CREATE OR REPLACE TEMP TABLE _triggers (rt VARCHAR, k VARCHAR)")
+        con.executemany("INSERT INTO _triggers VALUES (?, ?)", triggers)
+        todo = con.execute(
+            """SELECT seq, doc FROM _good i
+            WHERE fhir_version <> ? AND rt IN (SELECT rt FROM _triggers)
+              AND list_has_any(json_keys(doc), (SELECT list(k) FROM _triggers t WHERE t.rt = i.rt))
+            ORDER BY seq""",
+            [R5],
+        ).fetchall()
+        if not todo:
+            return
+        self.progress("converting R4 → R5", 0, len(todo))
+        converted = pa.table(
+            {
+                "seq": [s for s, _ in todo],
+                "new_doc": [
+                    orjson.dumps(convert_r4_to_r5(orjson.loads(d))).decode() for _, d in todo
+                ],
+            }
+        )
+        con.register("_converted_arrow", converted)
+        con.execute(
+            """UPDATE _good SET source_doc = doc, doc = c.new_doc
+            FROM _converted_arrow c WHERE _good.seq = c.seq"""
+        )
+        con.unregister("_converted_arrow")
+        self.progress("converting R4 → R5", len(todo), len(todo))
+        # The converted resources must be valid R5.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _to_check AS SELECT seq, rt, doc FROM _good "
+            "WHERE source_doc IS NOT NULL"
+        )
+        failures = StructureValidator(con).validate("_to_check", R5)
+        self._add_findings(failures, rule="conversion")
+        self._drop_rejected()
+
+    def _profile(self) -> None:
+        con = self.con
+        self.progress("checking the data model's rules", 0, None)
+        dictionary_tables(con, load_dictionary())
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW items AS SELECT seq, rt AS resource_type, doc FROM _good"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _profile AS {profile_rules_sql()}")
+        con.execute(
+            """INSERT INTO _rejected
+            SELECT seq, first(rule ORDER BY element), first(element ORDER BY element),
+                first(message ORDER BY element)
+                    || CASE WHEN count(*) > 1 THEN format(' (and {} more)', count(*) - 1)
+                            ELSE '' END,
+                to_json(list({'resource_type': NULL, 'element': element, 'rule': rule,
+                              'message': message, 'severity': severity}))
+            FROM _profile WHERE severity = 'error' GROUP BY seq"""
+        )
+        con.execute(
+            "INSERT INTO _warnings SELECT seq, rule, element, message FROM _profile "
+            "WHERE severity = 'warning' AND seq NOT IN (SELECT seq FROM _rejected)"
+        )
+        self._drop_rejected()
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, files: list[str], versions: dict[str, str], started: float) -> ImportReport:
+        """Merge accepted items into the store and record rejects; return the report."""
+        con = self.con
+        load = self.load_id
+        # Accepted items; within this import the last occurrence of a (type, id) wins.
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _accepted AS
+            SELECT seq, s.file, s.line, s.entry, g.fhir_version, g.rt, g.rid, g.doc, g.source_doc,
+                md5(g.doc) AS hash,
+                CASE WHEN rt = 'Patient' THEN rid ELSE regexp_extract(
+                    coalesce(json_extract_string(doc, '$.subject.reference'),
+                             json_extract_string(doc, '$.patient.reference')),
+                    '(?:^|/)Patient/([A-Za-z0-9\\-\\.]{1,64})$', 1) END AS patient_ref
+            FROM _good g JOIN _stage s USING (seq)"""
+        )
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _winner AS
+            SELECT rt, rid, arg_max(seq, seq) AS seq, arg_max(hash, seq) AS hash
+            FROM _accepted GROUP BY rt, rid"""
+        )
+        con.execute(
+            """INSERT INTO _rejected
+            SELECT a.seq, 'duplicate-id', a.rt || '.id',
+                format('{}/{} appears again later in this import ({}) with different content; '
+                       'the later one was stored', a.rt, a.rid,
+                       coalesce(w_item.file || coalesce(':' || w_item.line, '')
+                                || coalesce(' entry ' || w_item.entry, ''), '?')),
+                NULL
+            FROM _accepted a JOIN _winner w ON a.rt = w.rt AND a.rid = w.rid
+            JOIN _accepted w_item ON w_item.seq = w.seq
+            WHERE a.seq <> w.seq AND a.hash <> w.hash"""
+        )
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _incoming AS
+            SELECT a.* FROM _accepted a JOIN _winner w USING (seq)"""
+        )
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _merge AS
+            SELECT i.seq, i.rt, i.rid, r.content_hash AS old_hash,
+                CASE WHEN r.content_hash IS NULL THEN 'created'
+                     WHEN r.content_hash = i.hash THEN 'unchanged' ELSE 'updated' END AS action
+            FROM _incoming i
+            LEFT JOIN resources r ON r.resource_type = i.rt AND r.id = i.rid"""
+        )
+        con.execute(
+            """INSERT INTO resource_history
+            SELECT r.*, ?, now()::TIMESTAMP FROM resources r
+            JOIN _merge m ON r.resource_type = m.rt AND r.id = m.rid
+            WHERE m.action = 'updated'""",
+            [load],
+        )
+        con.execute(
+            """DELETE FROM resources WHERE (resource_type, id) IN
+            (SELECT (rt, rid) FROM _merge WHERE action = 'updated')"""
+        )
+        con.execute(
+            """DELETE FROM findings WHERE (resource_type, id) IN
+            (SELECT (rt, rid) FROM _merge WHERE action = 'updated')"""
+        )
+        self.progress("writing", 0, None)
+        con.execute(
+            """INSERT INTO resources
+            SELECT i.rt, i.rid, i.patient_ref, i.fhir_version, i.doc, i.source_doc, i.hash, ?,
+                i.file, i.line, i.entry, NULL
+            FROM _incoming i JOIN _merge m USING (seq)
+            WHERE m.action IN ('created', 'updated')""",
+            [load],
+        )
+        con.execute(
+            """INSERT INTO findings
+            SELECT i.rt, i.rid, ?, 'warning', w.rule, w.element, w.message
+            FROM _warnings w JOIN _incoming i USING (seq) JOIN _merge m USING (seq)
+            WHERE m.action IN ('created', 'updated')""",
+            [load],
+        )
+        self._quarantine()
+        return self._report(files, versions, started)
+
+    def _quarantine(self) -> None:
+        con = self.con
+        load = self.load_id
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _q AS
+            SELECT md5(coalesce(s.file, '') || '|' || coalesce(s.line::VARCHAR, '') || '|'
+                       || coalesce(s.entry::VARCHAR, '') || '|' || s.raw) AS item_hash,
+                s.file, s.line, s.entry, i.rt, i.rid, r.rule, r.element, r.message,
+                r.findings, s.raw
+            FROM _rejected r JOIN _items i USING (seq) JOIN _stage s USING (seq)
+            UNION ALL
+            SELECT md5(coalesce(file, '') || '|' || coalesce(line::VARCHAR, '') || '|'
+                       || coalesce(entry::VARCHAR, '') || '|' || raw),
+                file, line, entry, NULL, NULL, rule, NULL, message, NULL, raw
+            FROM _pre_rejected"""
+        )
+        # Re-importing the same rejected item adds nothing; it only marks it seen again.
+        con.execute(
+            """UPDATE quarantine SET last_load_id = ?
+            WHERE item_hash IN (SELECT item_hash FROM _q)""",
+            [load],
+        )
+        con.execute(
+            """INSERT INTO quarantine
+            SELECT item_hash, ?, ?, file, line, entry, rt, rid, rule, element, message,
+                findings, raw, now()::TIMESTAMP
+            FROM _q WHERE item_hash NOT IN (SELECT item_hash FROM quarantine)""",
+            [load, load],
+        )
+
+    def _report(self, files: list[str], versions: dict[str, str], started: float) -> ImportReport:
+        con = self.con
+        rep = ImportReport(self.load_id, files, versions)
+        row = one(con.execute("SELECT count(*) FROM _stage"))
+        pre = one(con.execute("SELECT count(*) FROM _pre_rejected"))
+        rep.read = int(row[0] if row else 0) + int(pre[0] if pre else 0)
+        actions = dict(
+            con.execute("SELECT action, count(*) FROM _merge GROUP BY action").fetchall()
+        )
+        dup_same = one(
+            con.execute(
+                """SELECT count(*) FROM _accepted a JOIN _winner w ON a.rt = w.rt AND a.rid = w.rid
+            WHERE a.seq <> w.seq AND a.hash = w.hash"""
+            )
+        )
+        rep.created = int(actions.get("created", 0))
+        rep.updated = int(actions.get("updated", 0))
+        rep.unchanged = int(actions.get("unchanged", 0)) + int(dup_same[0] if dup_same else 0)
+        rep.stored = rep.created + rep.updated + rep.unchanged
+        rep.quarantined = int((one(con.execute("SELECT count(*) FROM _q")) or (0,))[0])
+        rep.warnings = int(
+            (
+                one(con.execute("SELECT count(*) FROM _warnings w JOIN _incoming i USING (seq)"))
+                or (0,)
+            )[0]
+        )
+        rep.quarantine_by_rule = dict(
+            con.execute("SELECT rule, count(*) FROM _q GROUP BY rule ORDER BY 2 DESC").fetchall()
+        )
+        by_type: dict[str, dict[str, int]] = {}
+        for rt, n in con.execute(
+            "SELECT rt, count(*) FROM _accepted a WHERE seq NOT IN "
+            "(SELECT seq FROM _rejected) GROUP BY rt ORDER BY rt"
+        ).fetchall():
+            by_type.setdefault(rt, {"stored": 0, "quarantined": 0})["stored"] = int(n)
+        for rt, n in con.execute(
+            "SELECT coalesce(rt, '(unknown)'), count(*) FROM _q GROUP BY 1 ORDER BY 1"
+        ).fetchall():
+            by_type.setdefault(rt, {"stored": 0, "quarantined": 0})["quarantined"] = int(n)
+        rep.by_type = by_type
+        rep.seconds = time.perf_counter() - started
+        if rep.read != rep.stored + rep.quarantined:
+            raise RuntimeError(
+                f"import accounting is off: read {rep.read} != stored {rep.stored} + "
+                f"quarantined {rep.quarantined}; nothing was written"
+            )
+        con.execute(
+            """INSERT INTO loads VALUES (?, ?, now()::TIMESTAMP, 'fhir-import', ?, ?, ?, ?, ?, ?,
+                ?, ?, ?, ?)""",
+            [
+                self.load_id,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - rep.seconds)),
+                "; ".join(files),
+                orjson.dumps(versions).decode(),
+                rep.read,
+                rep.stored,
+                rep.created,
+                rep.updated,
+                rep.unchanged,
+                rep.quarantined,
+                rep.warnings,
+                __version__,
+            ],
+        )
+        return rep
+
+
+def quarantine_counter(rows: list[tuple[str, int]]) -> Counter[str]:
+    """Helper for summaries: rule → count."""
+    return Counter(dict(rows))

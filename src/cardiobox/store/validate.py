@@ -1,0 +1,301 @@
+"""Vectorised structural validation of many resources at once.
+
+Validating every resource with ``fhir.resources`` costs about 150 µs each, far too slow for
+a million-resource import. Most resources of an extract share a handful of shapes, so the
+work is split (all per-resource steps run in DuckDB):
+
+1. **Shape.** ``json_structure(doc)`` gives each resource's structure: its keys at every
+   path with their JSON types (array elements merged). Resources whose text shows what a
+   merged structure can hide (``{}``, ``[]``, ``""``, ``null``), whose structure holds a
+   type conflict (``"JSON"``) or contained resources, go to the exact path (step 4).
+2. **One exact check per shape.** A representative of each (type, structure) group is
+   validated exactly (:func:`cardiobox.cdm.structure.structural_findings`). Unknown
+   elements, wrong JSON types, list/single mismatches and missing required elements outside
+   arrays are properties of the structure, so the verdict holds for the whole group. When the
+   representative fails only because of its values (its neutralised copy passes), the group
+   is still judged by steps 3–4.
+3. **Vectorised checks per shape.** What a merged structure cannot tell is checked in SQL for
+   every member: primitive formats (dates, codes, ids, integers), and, inside arrays, required
+   elements and "only one value[x]" per element.
+4. **Exact path.** Every resource flagged by steps 1–3 is validated exactly, one by one, so
+   the verdict and messages are those of the full validator.
+
+The result equals validating every resource exactly (a test checks this on real and broken
+data), at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import fhir_core.types as fhir_types
+import orjson
+
+from cardiobox.cdm.findings import Finding
+from cardiobox.cdm.structure import (
+    choice_groups,
+    element_fields,
+    neutralised,
+    structural_findings,
+    walk,
+)
+from cardiobox.store.db import one
+
+#: SQL predicates on one primitive value ``v`` (a VARCHAR), by FHIR primitive type.
+_V = "\u00abv\u00bb"  # placeholder for the value expression in check templates
+_DATE_OK = f"(length({_V}) < 10 OR try_cast(left({_V}, 10) AS DATE) IS NOT NULL)"
+
+
+def _regex(pattern: str) -> str:
+    return "'" + pattern.replace("'", "''") + "'"
+
+
+VALUE_CHECKS: dict[str, str] = {
+    "Date": f"regexp_full_match({_V}, {_regex(fhir_types.Date.pattern.pattern)}) AND {_DATE_OK}",
+    "DateTime": (
+        f"regexp_full_match({_V}, {_regex(fhir_types.DateTime.pattern.pattern)}) AND {_DATE_OK}"
+    ),
+    "Instant": (
+        f"regexp_full_match({_V}, {_regex(fhir_types.Instant.pattern.pattern)}) AND {_DATE_OK}"
+    ),
+    "Time": f"regexp_full_match({_V}, {_regex(fhir_types.Time.pattern.pattern)})",
+    "Code": f"regexp_full_match({_V}, '[^\\s]+(\\s[^\\s]+)*')",
+    "Id": f"regexp_full_match({_V}, '[A-Za-z0-9\\-.]{{1,255}}')",
+    "Oid": f"regexp_full_match({_V}, {_regex(fhir_types.Oid.pattern.pattern.strip('^$'))})",
+    "Base64Binary": f"regexp_full_match({_V}, '(\\s*([0-9a-zA-Z+=]){{4}}\\s*)+')",
+    "Integer": f"try_cast({_V} AS BIGINT) BETWEEN -2147483648 AND 2147483647",
+    "UnsignedInt": f"try_cast({_V} AS BIGINT) BETWEEN 0 AND 2147483647",
+    "PositiveInt": f"try_cast({_V} AS BIGINT) BETWEEN 1 AND 2147483647",
+}
+
+
+def value_check(fhir_type: str, value_sql: str) -> str | None:
+    """SQL predicate that is true when ``value_sql`` is a valid value of ``fhir_type``."""
+    template = VALUE_CHECKS.get(fhir_type)
+    return None if template is None else template.replace(_V, value_sql)
+
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class _Plan:
+    """Vectorised checks for one structure.
+
+    ``scalars`` are (JSON path, FHIR type) of single primitives, extracted in one call;
+    ``checks`` are SQL boolean expressions over ``doc`` (arrays, per element).
+    """
+
+    scalars: list[tuple[str, str]]
+    checks: list[str]
+
+    def sql(self) -> tuple[str | None, str | None]:
+        """(expression extracting the scalar values, boolean expression of all checks)."""
+        extract = None
+        conds = list(self.checks)
+        if self.scalars:
+            paths = ", ".join(_sql_path(p) for p, _ in self.scalars)
+            extract = f"json_extract_string(doc, [{paths}])"
+            for i, (_, ftype) in enumerate(self.scalars, start=1):
+                check = value_check(ftype, f"vals[{i}]")
+                if check:
+                    conds.append(f"coalesce({check}, true)")
+        return extract, (" AND ".join(conds) if conds else None)
+
+
+def _sql_path(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def _plan_object(
+    version: str,
+    type_name: str,
+    struct: dict[str, Any],
+    path: str,
+    in_array: bool,
+    plan: _Plan,
+) -> bool:
+    """Add checks for one object of the structure; return False if it needs the exact path."""
+    try:
+        fields = element_fields(version, type_name)
+    except KeyError:
+        return False
+    if in_array:
+        # Merged array elements hide a missing required element or two value[x] in one.
+        conds = [
+            f"json_exists(e, {_sql_path('$.' + key)})"
+            for key, info in fields.items()
+            if info.required and not key.startswith("_")
+        ]
+        for keys, required in choice_groups(version, type_name).values():
+            present = [k for k in keys if k in struct]
+            if len(present) > 1 or (required and present):
+                total = " + ".join(f"json_exists(e, {_sql_path('$.' + k)})::INT" for k in present)
+                conds.append(f"({total}) {'=' if required else '<='} 1")
+        if conds:
+            plan.checks.append(
+                f"coalesce(list_bool_and(list_transform(json_extract(doc, {_sql_path(path)}), "
+                f"lambda e: {' AND '.join(conds)})), true)"
+            )
+    for key, sub in struct.items():
+        info = fields.get(key)
+        if info is None or key == "resourceType":
+            continue
+        sub_path = f"{path}.{key}"
+        if info.kind == "resource":
+            return False  # contained resources: heterogeneous, exact path
+        if info.is_list or key.startswith("_"):
+            if not isinstance(sub, list) or not sub:
+                continue  # a shape error: the representative reports it
+            elem, sub_path = sub[0], sub_path + "[*]"
+            elem_in_array = True
+        else:
+            elem, elem_in_array = sub, in_array
+        if info.kind == "primitive" or (key.startswith("_") and not isinstance(elem, dict)):
+            if info.type_name not in VALUE_CHECKS:
+                continue
+            if elem_in_array:
+                check = value_check(info.type_name, "v")
+                plan.checks.append(
+                    f"coalesce(list_bool_and(list_transform("
+                    f"json_extract_string(doc, {_sql_path(sub_path)}), lambda v: {check})), true)"
+                )
+            else:
+                plan.scalars.append((sub_path, info.type_name))
+        elif isinstance(elem, dict):
+            elem_type = "Element" if key.startswith("_") else info.type_name
+            if not _plan_object(version, elem_type, elem, sub_path, elem_in_array, plan):
+                return False
+    return True
+
+
+def plan_checks(version: str, resource_type: str, structure: str) -> _Plan | None:
+    """Vectorised checks for resources of one structure, or ``None`` for the exact path."""
+    if '"JSON"' in structure:
+        return None
+    struct = orjson.loads(structure)
+    if not isinstance(struct, dict):
+        return None
+    plan = _Plan([], [])
+    if not _plan_object(version, resource_type, struct, "$", False, plan):
+        return None
+    return plan
+
+
+def _shape_ok(doc: dict[str, Any], version: str) -> tuple[bool, list[Finding]]:
+    """Validate a representative; tell whether its *shape* is valid, and its own findings."""
+    findings = structural_findings(doc, version)
+    if not findings:
+        return True, []
+    leaves = walk(doc, version).leaves
+    return not structural_findings(neutralised(doc, leaves), version), findings
+
+
+class StructureValidator:
+    """Validate the resources of a DuckDB relation structurally, vectorised.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Connection holding the relation.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self._verdicts: dict[tuple[str, str, str], tuple[bool, _Plan | None]] = {}
+
+    def validate(
+        self, relation: str, version: str, progress: ProgressFn | None = None
+    ) -> dict[int, list[Finding]]:
+        """Validate ``relation(seq, rt, doc)`` written in FHIR ``version``.
+
+        Returns
+        -------
+        dict
+            ``seq`` → findings, for the resources that failed.
+        """
+        con = self.con
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _shape AS
+            SELECT seq, rt, json_structure(doc) AS s,
+                (contains(doc, '{{}}') OR contains(doc, '[]') OR contains(doc, '""')
+                 OR contains(doc, ':null') OR contains(doc, ',null') OR contains(doc, '[null')
+                ) AS suspicious
+            FROM {relation}"""
+        )
+        groups = con.execute(
+            "SELECT rt, s, min(seq) AS rep, count(*) FROM _shape WHERE NOT suspicious "
+            "GROUP BY rt, s ORDER BY rep"
+        ).fetchall()
+        reps = dict(
+            con.execute(
+                f"SELECT seq, doc FROM {relation} WHERE seq IN (SELECT unnest(?))",
+                [[g[2] for g in groups]],
+            ).fetchall()
+        )
+        exact_groups: list[int] = []
+        exact_reps: list[int] = []
+        extracts: list[str] = []
+        conds: list[str] = []
+        rows = []
+        for gid, (rt, s, rep, _n) in enumerate(groups):
+            key = (version, rt, s)
+            if key not in self._verdicts:
+                shape_ok, rep_findings = _shape_ok(orjson.loads(reps[rep]), version)
+                plan = plan_checks(version, rt, s) if shape_ok else None
+                self._verdicts[key] = (shape_ok, plan)
+                if rep_findings:
+                    exact_reps.append(rep)
+            shape_ok, plan = self._verdicts[key]
+            rows.append((s, rt, gid))
+            if not shape_ok or plan is None:
+                exact_groups.append(gid)
+                continue
+            extract, cond = plan.sql()
+            if extract:
+                extracts.append(f"WHEN {gid} THEN {extract}")
+            if cond:
+                conds.append(f"WHEN {gid} THEN ({cond})")
+        con.execute("CREATE OR REPLACE TEMP TABLE _group (s VARCHAR, rt VARCHAR, gid INTEGER)")
+        if rows:
+            con.executemany("INSERT INTO _group VALUES (?, ?, ?)", rows)
+        vals_sql = f"CASE g.gid {' '.join(extracts)} END" if extracts else "NULL::VARCHAR[]"
+        ok_sql = f"CASE gid {' '.join(conds)} ELSE true END" if conds else "true"
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _exact AS
+            WITH x AS (
+                SELECT sh.seq, sh.suspicious, g.gid, r.doc, {vals_sql} AS vals
+                FROM _shape sh
+                JOIN {relation} r ON r.seq = sh.seq
+                LEFT JOIN _group g ON g.s = sh.s AND g.rt = sh.rt
+            )
+            SELECT seq FROM x
+            WHERE suspicious OR gid IN (SELECT unnest($1)) OR seq IN (SELECT unnest($2))
+               OR NOT coalesce(({ok_sql}), false)""",
+            [exact_groups, exact_reps],
+        )
+        return self._exact(relation, version, progress)
+
+    def _exact(
+        self, relation: str, version: str, progress: ProgressFn | None
+    ) -> dict[int, list[Finding]]:
+        failures: dict[int, list[Finding]] = {}
+        cur = self.con.execute(
+            f"SELECT r.seq, r.doc FROM {relation} r JOIN _exact USING (seq) ORDER BY r.seq"
+        )
+        while batch := cur.fetchmany(5000):
+            for seq, doc in batch:
+                findings = structural_findings(orjson.loads(doc), version)
+                if findings:
+                    failures[seq] = findings
+            if progress:
+                progress(len(batch))
+        return failures
+
+    def exact_count(self) -> int:
+        """How many resources of the last call went through the exact path."""
+        row = one(self.con.execute("SELECT count(*) FROM _exact"))
+        return int(row[0]) if row else 0
