@@ -68,7 +68,7 @@ def import_lines(tmp_path: Path, lines: list[str], version: str | None = "R5") -
             json.dumps(obs(effectiveDateTime="2024-13-45")),
             "structure",
             "Observation.effectiveDateTime",
-            "DateTime",
+            "is not a valid FHIR dateTime",
         ),
         (json.dumps(obs(bogus=1)), "structure", "Observation.bogus", "unknown element bogus"),
         (json.dumps(obs(status=None)), "empty", "Observation.status", "null"),

@@ -77,75 +77,89 @@ def _struct(severity: str, rule: str, element: str, message_sql: str) -> str:
 
 
 def _type_rules_sql(spec: ProfileSpec, rtype: str) -> str | None:
-    """One scan over the resources of one type, returning all its resource-level findings."""
-    required = spec.required.get(rtype, {})
-    req_paths: list[str] = []
-    cases: list[str] = []
-    for element, severity in required.items():
+    """One scan over the resources of one type, returning all its resource-level findings.
+
+    Every value the rules need is read with one multi-path ``json_extract_string`` call, so
+    each resource is parsed once; only resources with more than two codings in a bound
+    element are parsed again.
+    """
+    paths: list[str] = []
+
+    def at(path: str) -> str:
+        if path not in paths:
+            paths.append(path)
+        return f"x[{paths.index(path) + 1}]"
+
+    cases: list[tuple[str, str]] = []  # (condition, finding struct)
+    for element, severity in spec.required.get(rtype, {}).items():
         keys = _choice_keys(rtype, element[:-3]) if element.endswith("[x]") else [element]
-        first = len(req_paths) + 1
-        req_paths += [f"$.{k}" for k in keys]
-        present = " OR ".join(f"ex[{i}]" for i in range(first, first + len(keys))) or "false"
+        present = " OR ".join(f"{at('$.' + k)} IS NOT NULL" for k in keys) or "false"
         cases.append(
-            f"CASE WHEN NOT ({present}) THEN "
-            + _struct(
-                severity,
-                "required",
-                f"{rtype}.{element}",
-                _sql_str(f"{rtype}.{element} is required by the cardiology data model"),
-            )
-            + " END"
-        )
-    columns = (
-        [f"json_exists(doc, [{', '.join(_sql_str(p) for p in req_paths)}]) AS ex"]
-        if req_paths
-        else []
-    )
-    ref_element = spec.patient_reference.get(rtype)
-    if ref_element:
-        columns.append(f"json_extract_string(doc, '$.{ref_element}.reference') AS ref")
-        cases.append(
-            "CASE WHEN ref IS NOT NULL AND NOT regexp_matches(ref, "
-            "'(^|/)Patient/[A-Za-z0-9\\-\\.]{1,64}$|^urn:uuid:') THEN "
-            + _struct(
-                "error",
-                "patient-reference",
-                f"{rtype}.{ref_element}",
-                f"format('{rtype}.{ref_element} must reference a Patient, found {{}}', ref)",
-            )
-            + " END"
-        )
-    for i, (path, systems) in enumerate(
-        (p, sy) for p, sy in spec.bindings.items() if p.split(".", 1)[0] == rtype
-    ):
-        element = path.split(".", 1)[1]
-        systems_sql = "[" + ", ".join(_sql_str(x) for x in systems) + "]"
-        columns.append(
-            f"CASE WHEN json_exists(doc, '$.{element}') THEN "
-            f"coalesce(json_extract_string(doc, '$.{element}.coding[*].system'), []) END AS b{i}"
-        )
-        cases.append(
-            f"CASE WHEN b{i} IS NOT NULL AND NOT list_has_any(b{i}, {systems_sql}) THEN "
-            + _struct(
-                "warning",
-                "binding",
-                path,
-                _sql_str(
-                    f"{path} has no coding from {', '.join(systems)}; the data model's code "
-                    "sets will not match it"
+            (
+                f"NOT ({present})",
+                _struct(
+                    severity,
+                    "required",
+                    f"{rtype}.{element}",
+                    _sql_str(f"{rtype}.{element} is required by the cardiology data model"),
                 ),
             )
-            + " END"
+        )
+    ref_element = spec.patient_reference.get(rtype)
+    if ref_element:
+        ref = at(f"$.{ref_element}.reference")
+        cases.append(
+            (
+                f"{ref} IS NOT NULL AND NOT regexp_matches({ref}, "
+                "'(^|/)Patient/[A-Za-z0-9\\-\\.]{1,64}$|^urn:uuid:')",
+                _struct(
+                    "error",
+                    "patient-reference",
+                    f"{rtype}.{ref_element}",
+                    f"format('{rtype}.{ref_element} must reference a Patient, found {{}}', {ref})",
+                ),
+            )
+        )
+    for path, systems in spec.bindings.items():
+        if path.split(".", 1)[0] != rtype:
+            continue
+        element = path.split(".", 1)[1]
+        systems_sql = "[" + ", ".join(_sql_str(x) for x in systems) + "]"
+        first_two = (
+            f"[{at(f'$.{element}.coding[0].system')}, {at(f'$.{element}.coding[1].system')}]"
+        )
+        more = at(f"$.{element}.coding[2]")
+        bound = (
+            f"CASE WHEN list_has_any({first_two}, {systems_sql}) THEN true "
+            f"WHEN {more} IS NULL THEN false ELSE list_has_any(coalesce(json_extract_string("
+            f"doc, '$.{element}.coding[*].system'), []), {systems_sql}) END"
+        )
+        cases.append(
+            (
+                f"{at('$.' + element)} IS NOT NULL AND NOT ({bound})",
+                _struct(
+                    "warning",
+                    "binding",
+                    path,
+                    _sql_str(
+                        f"{path} has no coding from {', '.join(systems)}; the data model's "
+                        "code sets will not match it"
+                    ),
+                ),
+            )
         )
     if not cases:
         return None
+    extract = ", ".join(_sql_str(p) for p in paths)
+    findings = ", ".join(f"CASE WHEN {cond} THEN {struct} END" for cond, struct in cases)
     # Only resources that break a rule pay for building the findings.
-    conds = [c[len("CASE WHEN ") : c.index(" THEN ")] for c in cases]
+    broken = " OR ".join(f"coalesce({cond}, false)" for cond, _ in cases)
     return (
         "SELECT seq, f.severity, f.rule, f.element, f.message FROM ("
-        f"SELECT seq, unnest([{', '.join(cases)}]) AS f FROM ("
-        f"SELECT seq, {', '.join(columns)} FROM items WHERE resource_type = {_sql_str(rtype)}"
-        f") WHERE {' OR '.join(f'coalesce({c}, false)' for c in conds)}"
+        f"SELECT seq, unnest([{findings}]) AS f FROM ("
+        f"SELECT seq, doc, json_extract_string(doc, [{extract}]) AS x FROM items "
+        f"WHERE resource_type = {_sql_str(rtype)}"
+        f") WHERE {broken}"
         ") WHERE f IS NOT NULL"
     )
 
@@ -204,24 +218,31 @@ code_index AS (
     SELECT map(list(system || '|' || code), list(idx)) AS m FROM cdm_codes
 ),
 matched AS (
-    SELECT seq, prefix, node, list_filter(list_transform(
-            list_zip(json_extract_string(node, '$.code.coding[*].system'),
-                     json_extract_string(node, '$.code.coding[*].code')),
-            lambda p: code_index.m[p[1] || '|' || p[2]]),
-        lambda x: x IS NOT NULL)[1] AS idx
-    FROM measured, code_index
-),
-valued AS MATERIALIZED (
-    SELECT m.seq, m.prefix, m.node, k.*,
-        x[1] AS q, TRY_CAST(x[2] AS DOUBLE) AS qv, coalesce(x[3], x[4]) AS qu,
-        x[5] IS NOT NULL AS has_cc, x[6] IS NOT NULL OR x[7] IS NOT NULL AS has_other
+    SELECT seq, prefix, node, x,
+        coalesce(
+            code_index.m[x[1] || '|' || x[2]],
+            code_index.m[x[3] || '|' || x[4]],
+            CASE WHEN x[5] IS NOT NULL THEN list_filter(list_transform(
+                list_zip(json_extract_string(node, '$.code.coding[*].system'),
+                         json_extract_string(node, '$.code.coding[*].code')),
+                lambda p: code_index.m[p[1] || '|' || p[2]]),
+            lambda i: i IS NOT NULL)[1] END
+        ) AS idx
     FROM (
         SELECT *, json_extract_string(node, [
+            '$.code.coding[0].system', '$.code.coding[0].code',
+            '$.code.coding[1].system', '$.code.coding[1].code', '$.code.coding[2]',
             '$.valueQuantity', '$.valueQuantity.value', '$.valueQuantity.code',
             '$.valueQuantity.unit', '$.valueCodeableConcept', '$.valueString',
             '$.dataAbsentReason']) AS x
-        FROM matched WHERE idx IS NOT NULL
-    ) m JOIN cdm_codes k USING (idx)
+        FROM measured
+    ), code_index
+),
+valued AS MATERIALIZED (
+    SELECT m.seq, m.prefix, m.node, k.*,
+        x[6] AS q, TRY_CAST(x[7] AS DOUBLE) AS qv, coalesce(x[8], x[9]) AS qu,
+        x[10] IS NOT NULL AS has_cc, x[11] IS NOT NULL OR x[12] IS NOT NULL AS has_other
+    FROM matched m JOIN cdm_codes k USING (idx)
 )
 """
 

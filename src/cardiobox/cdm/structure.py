@@ -358,9 +358,14 @@ def model_findings(resource: dict[str, Any], version: str) -> list[Finding]:
         out = []
         for err in exc.errors():
             path = _loc_path(tuple(err.get("loc", ())))
-            msg = str(err.get("msg", "invalid"))
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             if err.get("type") == "extra_forbidden":
                 msg = f"unknown element {path[-1] if path else '?'!s} for FHIR {version} {rtype}"
+            elif "does not match spec regex" in msg:
+                ftype = msg.split(" value string", 1)[0]
+                msg = f"{err.get('input')!r} is not a valid FHIR {ftype[:1].lower()}{ftype[1:]}"
+            elif isinstance(err.get("input"), str | int | float) and "input" not in msg.lower():
+                msg = f"{msg} (found {err.get('input')!r})"
             out.append(Finding(rtype, rid, element_path(rtype, path), "structure", msg))
         return out
     except (ValueError, TypeError) as exc:  # validators that raise outside pydantic's errors

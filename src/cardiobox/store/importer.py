@@ -247,8 +247,9 @@ class Importer:
         profiles = [
             r[0]
             for r in self.con.execute(
+                # The release is a property of the file: its first 10,000 items tell it.
                 "SELECT DISTINCT unnest(json_extract_string(raw, '$.meta.profile[*]')) "
-                "FROM _stage WHERE file = ? AND json_valid(raw)",
+                "FROM (SELECT raw FROM _stage WHERE file = ? LIMIT 10000) WHERE json_valid(raw)",
                 [file],
             ).fetchall()
             if r[0]
@@ -371,7 +372,7 @@ class Importer:
         validator = StructureValidator(con)
         for (version,) in con.execute("SELECT DISTINCT fhir_version FROM _good").fetchall():
             con.execute(
-                "CREATE OR REPLACE TEMP TABLE _to_check AS SELECT seq, rt, doc FROM _good "
+                "CREATE OR REPLACE TEMP VIEW _to_check AS SELECT seq, rt, doc FROM _good "
                 f"WHERE fhir_version = '{version}'"
             )
             self.progress(f"validating FHIR {version} structure", 0, None)
@@ -452,7 +453,7 @@ class Importer:
         self.progress("converting R4 → R5", len(todo), len(todo))
         # The converted resources must be valid R5.
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _to_check AS SELECT seq, rt, doc FROM _good "
+            "CREATE OR REPLACE TEMP VIEW _to_check AS SELECT seq, rt, doc FROM _good "
             "WHERE source_doc IS NOT NULL"
         )
         failures = StructureValidator(con).validate("_to_check", R5)

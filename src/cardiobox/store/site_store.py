@@ -143,9 +143,13 @@ class SiteStore:
         self.con.commit()
 
     def _drop_temp(self) -> None:
+        """Drop the import's temporary views and tables (they can hold gigabytes)."""
         for (name,) in self.con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE '\\_%' "
-            "ESCAPE '\\'"
+            "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal"
+        ).fetchall():
+            self.con.execute(f'DROP VIEW IF EXISTS temp."{name}"')
+        for (name,) in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE temporary"
         ).fetchall():
             self.con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
 

@@ -1,0 +1,1 @@
+"""The guided tour (`cardiobox demo`): a demo site built from data shipped with cardiobox."""
