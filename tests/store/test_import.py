@@ -214,3 +214,36 @@ def test_read_only_store_must_exist(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="no site store"):
         SiteStore(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_decimals_keep_their_precision(tmp_path: Path) -> None:
+    """FHIR decimals carry precision in their text (1.50 is not 1.5): stored as written."""
+    ndjson_obs = json.dumps(observation("o1")).replace('"value": 4.1', '"value": 4.10')
+    (tmp_path / "o.ndjson").write_text(ndjson_obs + "\n", encoding="utf-8")
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": observation("o2")}],
+    }
+    text = json.dumps(bundle).replace('"value": 4.1', '"value": 4.10')
+    (tmp_path / "b.json").write_text(text, encoding="utf-8")
+    med = {
+        "resourceType": "MedicationRequest",
+        "id": "m1",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "furosemide"},
+        "subject": {"reference": "Patient/p1"},
+        "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 2.50, "unit": "mg"}}]}],
+    }
+    (tmp_path / "m.ndjson").write_text(
+        json.dumps(med).replace("2.5", "2.50") + "\n", encoding="utf-8"
+    )
+    with SiteStore(tmp_path / "s.duckdb") as store:
+        store.import_fhir(tmp_path / "o.ndjson", "R5")
+        store.import_fhir(tmp_path / "b.json", "R5")
+        store.import_fhir(tmp_path / "m.ndjson", "R4")
+        rows = dict(store.con.execute("SELECT id, resource FROM resources").fetchall())
+    assert '"value": 4.10' in rows["o1"]
+    assert '"value":4.10' in rows["o2"]
+    assert '"value":2.50' in rows["m1"] and '"medication":{"concept"' in rows["m1"]

@@ -15,9 +15,10 @@ nothing is lost. Resources of other types are stored as they came, with their re
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
+
+from cardiobox.cdm.jsontext import copy_json
 
 JSON = dict[str, Any]
 
@@ -439,7 +440,7 @@ def convert_r4_to_r5(resource: JSON) -> JSON:
         A new dict in R5 shape; the input is not modified. Resources of types without a
         converter are returned as an unchanged copy.
     """
-    out = copy.deepcopy(resource)
+    out: JSON = copy_json(resource)
     entry = CONVERTERS.get(str(out.get("resourceType")))
     if entry is not None:
         entry[0](out)

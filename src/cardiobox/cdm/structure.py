@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from cardiobox.cdm.fhir_versions import model_class
 from cardiobox.cdm.findings import Finding
+from cardiobox.cdm.jsontext import copy_json
 
 #: Primitive types whose JSON representation is a JSON string.
 STRING_PRIMITIVES = frozenset(
@@ -400,9 +401,7 @@ def neutralised(resource: dict[str, Any], leaves: list[Leaf]) -> dict[str, Any]:
     If the copy is still invalid, the problem lies in the resource's shape (unknown or
     missing elements, wrong nesting), which every resource of the same shape shares.
     """
-    import copy
-
-    out = copy.deepcopy(resource)
+    out: dict[str, Any] = copy_json(resource)
     for leaf in leaves:
         node: Any = out
         for p in leaf.path[:-1]:

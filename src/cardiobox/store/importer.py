@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +39,13 @@ from cardiobox.cdm.fhir_versions import (
     version_from_profiles,
 )
 from cardiobox.cdm.findings import Finding
+from cardiobox.cdm.jsontext import dumps, loads_exact
 from cardiobox.cdm.profile import dictionary_tables, profile_rules_sql
 from cardiobox.cdm.r4_to_r5 import CONVERTERS, convert_r4_to_r5
 from cardiobox.cdm.structure import structural_findings
 from cardiobox.errors import InputError, Location
 from cardiobox.store import readers
-from cardiobox.store.db import one
+from cardiobox.store.db import one, scalar_int
 from cardiobox.store.validate import StructureValidator
 
 #: Callback for progress: (phase description, items done in this step, total or None).
@@ -107,14 +107,11 @@ CREATE OR REPLACE TEMP TABLE _stage (
     seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, raw VARCHAR
 );
 CREATE OR REPLACE TEMP TABLE _rejected (
-    seq BIGINT, rule VARCHAR, element VARCHAR, message VARCHAR, findings JSON
+    seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, rt VARCHAR, rid VARCHAR,
+    rule VARCHAR, element VARCHAR, message VARCHAR, findings JSON, raw VARCHAR
 );
 CREATE OR REPLACE TEMP TABLE _warnings (
     seq BIGINT, rule VARCHAR, element VARCHAR, message VARCHAR
-);
-CREATE OR REPLACE TEMP TABLE _pre_rejected (
-    seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, raw VARCHAR, rule VARCHAR,
-    message VARCHAR
 );
 """
 
@@ -142,7 +139,6 @@ class Importer:
         self.fhir_version = normalise_version(fhir_version) if fhir_version else None
         self.progress = progress or (lambda _phase, _n, _total: None)
         self.load_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-        self._rejected_seen = 0
 
     # -- staging ---------------------------------------------------------------------------
     def stage(self, paths: Sequence[str | Path]) -> tuple[list[str], dict[str, str]]:
@@ -175,12 +171,14 @@ class Importer:
         try:
             self.con.execute(
                 f"""INSERT INTO _stage
-                SELECT {seq} + line - 1, ?, line, NULL, trim(raw) FROM (
+                SELECT {seq} + line - 1, ?, line, NULL,
+                    CASE WHEN suffix(raw, chr(13)) THEN rtrim(raw, chr(13)) ELSE raw END
+                FROM (
                     SELECT row_number() OVER () AS line, raw FROM read_csv(?,
                         columns = {{'raw': 'VARCHAR'}}, header = false, delim = chr(1),
                         quote = '', escape = '', auto_detect = false, new_line = '\\n',
                         strict_mode = false, parallel = false, max_line_size = 536870912)
-                ) WHERE raw IS NOT NULL AND trim(raw) <> ''""",
+                ) WHERE raw IS NOT NULL AND NOT regexp_full_match(raw, '\\s*')""",
                 [str(path), str(path)],
             ).fetchall()
         except duckdb.Error:
@@ -212,8 +210,8 @@ class Importer:
                 seq += n
             for r in chunk.rejected:
                 con.execute(
-                    "INSERT INTO _pre_rejected VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [seq, r.file, r.line, r.entry, r.raw, r.rule, r.message],
+                    "INSERT INTO _rejected VALUES (?, ?, ?, ?, NULL, NULL, ?, NULL, ?, NULL, ?)",
+                    [seq, r.file, r.line, r.entry, r.rule, r.message, r.raw],
                 )
                 seq += 1
             self.progress("reading", n + len(chunk.rejected), total)
@@ -261,7 +259,12 @@ class Importer:
 
     # -- judging ---------------------------------------------------------------------------
     def judge(self, versions: dict[str, str]) -> None:
-        """Validate and convert staged items; fill ``_items``, ``_rejected``, ``_warnings``."""
+        """Validate and convert staged items.
+
+        Afterwards ``_items`` holds the accepted items (its ``doc`` is the text as received,
+        or the R5 form when converted), ``_rejected`` the rejected ones with their reasons,
+        ``_warnings`` the warnings on accepted items.
+        """
         con = self.con
         vt = pa.table({"file": list(versions), "fhir_version": list(versions.values())})
         con.register("_versions_arrow", vt)
@@ -271,66 +274,63 @@ class Importer:
         con.execute("CREATE OR REPLACE TEMP TABLE _known (fhir_version VARCHAR, rt VARCHAR)")
         con.executemany("INSERT INTO _known VALUES (?, ?)", known)
         self.progress("checking JSON", 0, None)
-        # One pass: parse once (try(json()) gives NULL for invalid JSON), minify, read the
-        # resource type and id, and name the first basic problem of each item.
+        # Line numbers are fixed now; the rest needs no particular row order.
+        con.execute("SET preserve_insertion_order = false")
+        # One pass: validity, resource type and id, and the first basic problem of each item.
+        # The text is kept exactly as received: re-serialising would rewrite decimals (1.50).
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _items AS
-            WITH parsed AS (
-                SELECT s.seq, v.fhir_version, try(json(s.raw)) AS doc
+            f"""CREATE OR REPLACE TEMP TABLE _items AS
+            WITH keyed AS (
+                SELECT s.seq, s.file, s.line, s.entry, v.fhir_version, s.raw AS doc,
+                    -- try(): NULL for text that is not JSON, so each item is parsed twice.
+                    try(json_type(s.raw, ['$', '$.resourceType', '$.id'])) AS kt,
+                    try(json_extract_string(s.raw, ['$.resourceType', '$.id'])) AS kv
                 FROM _stage s JOIN _versions v USING (file)
-            ), keyed AS (
-                SELECT *, json_type(doc) AS jt,
-                    json_type(doc, ['$.resourceType', '$.id']) AS kt,
-                    json_extract_string(doc, ['$.resourceType', '$.id']) AS kv
-                FROM parsed
+            ), typed AS (
+                SELECT * EXCLUDE (kt, kv), kt IS NOT NULL AS ok, kt[1] AS jt,
+                    CASE WHEN kt[2] = 'VARCHAR' THEN kv[1] END AS rt,
+                    CASE WHEN kt[3] = 'VARCHAR' THEN kv[2] END AS rid,
+                    kt[2] AS rt_type, kt[3] AS id_type
+                FROM keyed
             )
-            SELECT seq, fhir_version, doc, jt,
-                CASE WHEN kt[1] = 'VARCHAR' THEN kv[1] END AS rt,
-                CASE WHEN kt[2] = 'VARCHAR' THEN kv[2] END AS rid,
-                kt[1] AS rt_type, kt[2] AS id_type
-            FROM keyed"""
+            SELECT i.seq, i.file, i.line, i.entry, i.fhir_version, i.doc,
+                NULL::VARCHAR AS source_doc, i.rt, i.rid,
+                CASE WHEN NOT ok THEN 'invalid-json'
+                     WHEN jt <> 'OBJECT' THEN 'not-a-resource'
+                     WHEN i.rt IS NULL THEN 'missing-resourceType'
+                     WHEN k.rt IS NULL THEN 'unknown-resource-type'
+                     WHEN rid IS NULL THEN 'missing-id'
+                     WHEN NOT regexp_matches(rid, '{_ID_RULE}') THEN 'invalid-id'
+                END AS early_rule,
+                CASE WHEN NOT ok OR jt <> 'OBJECT' THEN NULL
+                     WHEN i.rt IS NULL OR k.rt IS NULL THEN 'resourceType'
+                     ELSE i.rt || '.id' END AS early_element,
+                CASE WHEN NOT ok THEN 'invalid JSON'
+                     WHEN jt <> 'OBJECT' THEN format(
+                         'expected a JSON object (a FHIR resource), found a JSON {{}}', lower(jt))
+                     WHEN i.rt IS NULL AND rt_type IS NULL THEN
+                         'the item has no resourceType, so it is not a FHIR resource'
+                     WHEN i.rt IS NULL THEN 'resourceType must be a string'
+                     WHEN k.rt IS NULL THEN format(
+                         '{{}} is not a resource type of FHIR {{}}', i.rt, i.fhir_version)
+                     WHEN rid IS NULL AND id_type IS NULL THEN
+                         'the resource has no id; every stored resource needs one'
+                     WHEN rid IS NULL THEN 'id must be a string'
+                     ELSE format('id {{}} is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)',
+                                 to_json(rid))
+                END AS early_message
+            FROM typed i LEFT JOIN _known k ON k.rt = i.rt AND k.fhir_version = i.fhir_version"""
         )
+        # The staged text now lives in _items; free it.
+        con.execute("DROP TABLE _stage")
         con.execute(
-            f"""INSERT INTO _rejected
-            SELECT seq, rule, element, message, NULL FROM (
-                SELECT i.seq,
-                    CASE WHEN doc IS NULL THEN 'invalid-json'
-                         WHEN jt <> 'OBJECT' THEN 'not-a-resource'
-                         WHEN i.rt IS NULL THEN 'missing-resourceType'
-                         WHEN k.rt IS NULL THEN 'unknown-resource-type'
-                         WHEN rid IS NULL THEN 'missing-id'
-                         WHEN NOT regexp_matches(rid, '{_ID_RULE}') THEN 'invalid-id'
-                    END AS rule,
-                    CASE WHEN doc IS NULL OR jt <> 'OBJECT' THEN NULL
-                         WHEN i.rt IS NULL OR k.rt IS NULL THEN 'resourceType'
-                         ELSE i.rt || '.id' END AS element,
-                    CASE WHEN doc IS NULL THEN 'invalid JSON'
-                         WHEN jt <> 'OBJECT' THEN format(
-                             'expected a JSON object (a FHIR resource), found a JSON {{}}',
-                             lower(jt))
-                         WHEN i.rt IS NULL AND rt_type IS NULL THEN
-                             'the item has no resourceType, so it is not a FHIR resource'
-                         WHEN i.rt IS NULL THEN 'resourceType must be a string'
-                         WHEN k.rt IS NULL THEN format(
-                             '{{}} is not a resource type of FHIR {{}}', i.rt, i.fhir_version)
-                         WHEN rid IS NULL AND id_type IS NULL THEN
-                             'the resource has no id; every stored resource needs one'
-                         WHEN rid IS NULL THEN 'id must be a string'
-                         ELSE format('id {{}} is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)',
-                                     to_json(rid))
-                    END AS message
-                FROM _items i LEFT JOIN _known k
-                    ON k.rt = i.rt AND k.fhir_version = i.fhir_version
-            ) WHERE rule IS NOT NULL"""
+            """INSERT INTO _rejected
+            SELECT seq, file, line, entry, rt, rid, early_rule, early_element, early_message,
+                NULL, doc
+            FROM _items WHERE early_rule IS NOT NULL"""
         )
         self._describe_bad_json()
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _good AS SELECT seq, fhir_version, rt, rid, doc, "
-            "NULL::VARCHAR AS source_doc FROM _items "
-            "WHERE seq NOT IN (SELECT seq FROM _rejected)"
-        )
-        row = one(con.execute("SELECT count(*) FROM _rejected"))
-        self._rejected_seen = int(row[0]) if row else 0
+        con.execute("DELETE FROM _items WHERE early_rule IS NOT NULL")
         self._structure()
         self._convert()
         self._profile()
@@ -338,8 +338,8 @@ class Importer:
     def _describe_bad_json(self) -> None:
         """Replace 'invalid JSON' by the parser's own message, for the (few) bad items."""
         bad = self.con.execute(
-            "SELECT r.seq, s.raw FROM _rejected r JOIN _stage s USING (seq) "
-            "WHERE r.rule = 'invalid-json'"
+            "SELECT seq, raw FROM _rejected "
+            "WHERE rule = 'invalid-json' AND message = 'invalid JSON'"
         ).fetchall()
         rows = []
         for seq, raw in bad:
@@ -350,29 +350,47 @@ class Importer:
         if rows:
             self.con.executemany("UPDATE _rejected SET message = ? WHERE seq = ?", rows)
 
-    def _add_findings(self, failures: dict[int, list[Finding]], rule: str | None = None) -> None:
+    def _reject(self, failures: dict[int, list[Finding]], rule: str | None = None) -> None:
+        """Move failed items from ``_items`` to ``_rejected`` with their findings."""
+        if not failures:
+            return
         rows = []
         for seq, findings in failures.items():
             errors = [f for f in findings if f.severity == "error"] or findings
             first = errors[0]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             rows.append(
                 (
                     seq,
                     rule or first.rule,
                     first.element,
-                    first.message + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+                    first.message + more,
                     orjson.dumps([f.to_dict() for f in errors]).decode(),
                 )
             )
-        if rows:
-            self.con.executemany("INSERT INTO _rejected VALUES (?, ?, ?, ?, ?)", rows)
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _failed (seq BIGINT, rule VARCHAR, element VARCHAR, "
+            "message VARCHAR, findings VARCHAR)"
+        )
+        self.con.executemany("INSERT INTO _failed VALUES (?, ?, ?, ?, ?)", rows)
+        self._move_failed()
+
+    def _move_failed(self) -> None:
+        """Move the items listed in ``_failed`` from ``_items`` to ``_rejected``."""
+        self.con.execute(
+            """INSERT INTO _rejected
+            SELECT i.seq, i.file, i.line, i.entry, i.rt, i.rid, f.rule, f.element, f.message,
+                f.findings, coalesce(i.source_doc, i.doc)
+            FROM _failed f JOIN _items i USING (seq)"""
+        )
+        self.con.execute("DELETE FROM _items WHERE seq IN (SELECT seq FROM _failed)")
 
     def _structure(self) -> None:
         con = self.con
         validator = StructureValidator(con)
-        for (version,) in con.execute("SELECT DISTINCT fhir_version FROM _good").fetchall():
+        for (version,) in con.execute("SELECT DISTINCT fhir_version FROM _items").fetchall():
             con.execute(
-                "CREATE OR REPLACE TEMP VIEW _to_check AS SELECT seq, rt, doc FROM _good "
+                "CREATE OR REPLACE TEMP VIEW _to_check AS SELECT seq, rt, doc FROM _items "
                 f"WHERE fhir_version = '{version}'"
             )
             self.progress(f"validating FHIR {version} structure", 0, None)
@@ -380,16 +398,7 @@ class Importer:
                 "_to_check", version, lambda n: self.progress("validating (exact)", n, None)
             )
             self._hint_other_release(failures, version)
-            self._add_findings(failures)
-        self._drop_rejected()
-
-    def _drop_rejected(self) -> None:
-        """Remove newly rejected items from ``_good`` (cheap when there are none)."""
-        row = one(self.con.execute("SELECT count(*) FROM _rejected"))
-        n = int(row[0]) if row else 0
-        if n != self._rejected_seen:
-            self.con.execute("DELETE FROM _good WHERE seq IN (SELECT seq FROM _rejected)")
-            self._rejected_seen = n
+            self._reject(failures)
 
     def _hint_other_release(self, failures: dict[int, list[Finding]], version: str) -> None:
         """Say so when invalid resources are valid in the other release.
@@ -401,7 +410,7 @@ class Importer:
         if not seqs:
             return
         docs = self.con.execute(
-            "SELECT seq, doc FROM _good WHERE seq IN (SELECT unnest(?))", [seqs]
+            "SELECT seq, doc FROM _items WHERE seq IN (SELECT unnest(?))", [seqs]
         ).fetchall()
         valid_elsewhere = {
             seq for seq, doc in docs if not structural_findings(orjson.loads(doc), other)
@@ -427,7 +436,7 @@ class Importer:
         con.execute("CREATE OR REPLACE TEMP TABLE _triggers (rt VARCHAR, k VARCHAR)")
         con.executemany("INSERT INTO _triggers VALUES (?, ?)", triggers)
         todo = con.execute(
-            """SELECT seq, doc FROM _good i
+            """SELECT seq, doc FROM _items i
             WHERE fhir_version <> ? AND rt IN (SELECT rt FROM _triggers)
               AND list_has_any(json_keys(doc), (SELECT list(k) FROM _triggers t WHERE t.rt = i.rt))
             ORDER BY seq""",
@@ -439,95 +448,90 @@ class Importer:
         converted = pa.table(
             {
                 "seq": [s for s, _ in todo],
-                "new_doc": [
-                    orjson.dumps(convert_r4_to_r5(orjson.loads(d))).decode() for _, d in todo
-                ],
+                "new_doc": [dumps(convert_r4_to_r5(loads_exact(d))) for _, d in todo],
             }
         )
         con.register("_converted_arrow", converted)
         con.execute(
-            """UPDATE _good SET source_doc = doc, doc = c.new_doc
-            FROM _converted_arrow c WHERE _good.seq = c.seq"""
+            """UPDATE _items SET source_doc = doc, doc = c.new_doc
+            FROM _converted_arrow c WHERE _items.seq = c.seq"""
         )
         con.unregister("_converted_arrow")
         self.progress("converting R4 → R5", len(todo), len(todo))
         # The converted resources must be valid R5.
         con.execute(
-            "CREATE OR REPLACE TEMP VIEW _to_check AS SELECT seq, rt, doc FROM _good "
+            "CREATE OR REPLACE TEMP VIEW _to_check AS SELECT seq, rt, doc FROM _items "
             "WHERE source_doc IS NOT NULL"
         )
         failures = StructureValidator(con).validate("_to_check", R5)
-        self._add_findings(failures, rule="conversion")
-        self._drop_rejected()
+        self._reject(failures, rule="conversion")
 
     def _profile(self) -> None:
         con = self.con
         self.progress("checking the data model's rules", 0, None)
         dictionary_tables(con, load_dictionary())
         con.execute(
-            "CREATE OR REPLACE TEMP VIEW items AS SELECT seq, rt AS resource_type, doc FROM _good"
+            "CREATE OR REPLACE TEMP VIEW items AS SELECT seq, rt AS resource_type, doc FROM _items"
         )
         con.execute(f"CREATE OR REPLACE TEMP TABLE _profile AS {profile_rules_sql()}")
         con.execute(
-            """INSERT INTO _rejected
-            SELECT seq, first(rule ORDER BY element), first(element ORDER BY element),
+            """CREATE OR REPLACE TEMP TABLE _failed AS
+            SELECT seq, first(rule ORDER BY element) AS rule,
+                first(element ORDER BY element) AS element,
                 first(message ORDER BY element)
                     || CASE WHEN count(*) > 1 THEN format(' (and {} more)', count(*) - 1)
-                            ELSE '' END,
+                            ELSE '' END AS message,
                 to_json(list({'resource_type': NULL, 'element': element, 'rule': rule,
-                              'message': message, 'severity': severity}))
+                              'message': message, 'severity': severity}))::VARCHAR AS findings
             FROM _profile WHERE severity = 'error' GROUP BY seq"""
         )
+        self._move_failed()
         con.execute(
             "INSERT INTO _warnings SELECT seq, rule, element, message FROM _profile "
-            "WHERE severity = 'warning' AND seq NOT IN (SELECT seq FROM _rejected)"
+            "WHERE severity = 'warning' AND seq IN (SELECT seq FROM _items)"
         )
-        self._drop_rejected()
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, files: list[str], versions: dict[str, str], started: float) -> ImportReport:
         """Merge accepted items into the store and record rejects; return the report."""
         con = self.con
         load = self.load_id
-        # Accepted items; within this import the last occurrence of a (type, id) wins.
+        # Within this import the last occurrence of a (type, id) wins.
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _accepted AS
-            SELECT seq, s.file, s.line, s.entry, g.fhir_version, g.rt, g.rid, g.doc, g.source_doc,
-                md5(g.doc) AS hash,
+            SELECT seq, rt, rid, md5(doc) AS hash,
                 CASE WHEN rt = 'Patient' THEN rid ELSE regexp_extract(
-                    coalesce(json_extract_string(doc, '$.subject.reference'),
-                             json_extract_string(doc, '$.patient.reference')),
+                    list_filter(json_extract_string(doc, ['$.subject.reference',
+                        '$.patient.reference']), lambda r: r IS NOT NULL)[1],
                     '(?:^|/)Patient/([A-Za-z0-9\\-\\.]{1,64})$', 1) END AS patient_ref
-            FROM _good g JOIN _stage s USING (seq)"""
+            FROM _items"""
         )
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _winner AS
-            SELECT rt, rid, arg_max(seq, seq) AS seq, arg_max(hash, seq) AS hash
+            SELECT rt, rid, max(seq) AS seq, arg_max(hash, seq) AS hash,
+                arg_max(patient_ref, seq) AS patient_ref, count(*) AS n
             FROM _accepted GROUP BY rt, rid"""
         )
         con.execute(
-            """INSERT INTO _rejected
-            SELECT a.seq, 'duplicate-id', a.rt || '.id',
+            """CREATE OR REPLACE TEMP TABLE _failed AS
+            SELECT a.seq, 'duplicate-id' AS rule, a.rt || '.id' AS element,
                 format('{}/{} appears again later in this import ({}) with different content; '
                        'the later one was stored', a.rt, a.rid,
-                       coalesce(w_item.file || coalesce(':' || w_item.line, '')
-                                || coalesce(' entry ' || w_item.entry, ''), '?')),
-                NULL
+                       coalesce(i.file || coalesce(':' || i.line, '')
+                                || coalesce(' entry ' || i.entry, ''), '?')) AS message,
+                NULL AS findings
             FROM _accepted a JOIN _winner w ON a.rt = w.rt AND a.rid = w.rid
-            JOIN _accepted w_item ON w_item.seq = w.seq
-            WHERE a.seq <> w.seq AND a.hash <> w.hash"""
+            JOIN _items i ON i.seq = w.seq
+            WHERE w.n > 1 AND a.seq <> w.seq AND a.hash <> w.hash"""
         )
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _incoming AS
-            SELECT a.* FROM _accepted a JOIN _winner w USING (seq)"""
-        )
+        self._move_failed()
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _merge AS
-            SELECT i.seq, i.rt, i.rid, r.content_hash AS old_hash,
+            SELECT w.seq, w.rt, w.rid, w.hash, w.patient_ref,
                 CASE WHEN r.content_hash IS NULL THEN 'created'
-                     WHEN r.content_hash = i.hash THEN 'unchanged' ELSE 'updated' END AS action
-            FROM _incoming i
-            LEFT JOIN resources r ON r.resource_type = i.rt AND r.id = i.rid"""
+                     WHEN r.content_hash = w.hash THEN 'unchanged' ELSE 'updated' END AS action
+            FROM _winner w
+            LEFT JOIN resources r ON r.resource_type = w.rt AND r.id = w.rid"""
         )
         con.execute(
             """INSERT INTO resource_history
@@ -536,27 +540,24 @@ class Importer:
             WHERE m.action = 'updated'""",
             [load],
         )
-        con.execute(
-            """DELETE FROM resources WHERE (resource_type, id) IN
-            (SELECT (rt, rid) FROM _merge WHERE action = 'updated')"""
-        )
-        con.execute(
-            """DELETE FROM findings WHERE (resource_type, id) IN
-            (SELECT (rt, rid) FROM _merge WHERE action = 'updated')"""
-        )
+        for table in ("resources", "findings"):
+            con.execute(
+                f"""DELETE FROM {table} WHERE (resource_type, id) IN
+                (SELECT (rt, rid) FROM _merge WHERE action = 'updated')"""
+            )
         self.progress("writing", 0, None)
         con.execute(
             """INSERT INTO resources
-            SELECT i.rt, i.rid, i.patient_ref, i.fhir_version, i.doc, i.source_doc, i.hash, ?,
+            SELECT i.rt, i.rid, m.patient_ref, i.fhir_version, i.doc, i.source_doc, m.hash, ?,
                 i.file, i.line, i.entry, NULL
-            FROM _incoming i JOIN _merge m USING (seq)
+            FROM _items i JOIN _merge m USING (seq)
             WHERE m.action IN ('created', 'updated')""",
             [load],
         )
         con.execute(
             """INSERT INTO findings
-            SELECT i.rt, i.rid, ?, 'warning', w.rule, w.element, w.message
-            FROM _warnings w JOIN _incoming i USING (seq) JOIN _merge m USING (seq)
+            SELECT m.rt, m.rid, ?, 'warning', w.rule, w.element, w.message
+            FROM _warnings w JOIN _merge m USING (seq)
             WHERE m.action IN ('created', 'updated')""",
             [load],
         )
@@ -568,16 +569,10 @@ class Importer:
         load = self.load_id
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _q AS
-            SELECT md5(coalesce(s.file, '') || '|' || coalesce(s.line::VARCHAR, '') || '|'
-                       || coalesce(s.entry::VARCHAR, '') || '|' || s.raw) AS item_hash,
-                s.file, s.line, s.entry, i.rt, i.rid, r.rule, r.element, r.message,
-                r.findings, s.raw
-            FROM _rejected r JOIN _items i USING (seq) JOIN _stage s USING (seq)
-            UNION ALL
             SELECT md5(coalesce(file, '') || '|' || coalesce(line::VARCHAR, '') || '|'
-                       || coalesce(entry::VARCHAR, '') || '|' || raw),
-                file, line, entry, NULL, NULL, rule, NULL, message, NULL, raw
-            FROM _pre_rejected"""
+                       || coalesce(entry::VARCHAR, '') || '|' || coalesce(raw, '')) AS item_hash,
+                *
+            FROM _rejected"""
         )
         # Re-importing the same rejected item adds nothing; it only marks it seen again.
         con.execute(
@@ -596,36 +591,29 @@ class Importer:
     def _report(self, files: list[str], versions: dict[str, str], started: float) -> ImportReport:
         con = self.con
         rep = ImportReport(self.load_id, files, versions)
-        row = one(con.execute("SELECT count(*) FROM _stage"))
-        pre = one(con.execute("SELECT count(*) FROM _pre_rejected"))
-        rep.read = int(row[0] if row else 0) + int(pre[0] if pre else 0)
+
+        def count(sql: str) -> int:
+            return scalar_int(con.execute(sql))
+
+        accepted = count("SELECT count(*) FROM _items")
+        rep.quarantined = count("SELECT count(*) FROM _q")
+        rep.read = accepted + rep.quarantined
         actions = dict(
             con.execute("SELECT action, count(*) FROM _merge GROUP BY action").fetchall()
         )
-        dup_same = one(
-            con.execute(
-                """SELECT count(*) FROM _accepted a JOIN _winner w ON a.rt = w.rt AND a.rid = w.rid
-            WHERE a.seq <> w.seq AND a.hash = w.hash"""
-            )
-        )
         rep.created = int(actions.get("created", 0))
         rep.updated = int(actions.get("updated", 0))
-        rep.unchanged = int(actions.get("unchanged", 0)) + int(dup_same[0] if dup_same else 0)
+        # Items identical to a later item of the same import count as unchanged.
+        duplicates = accepted - count("SELECT count(*) FROM _merge")
+        rep.unchanged = int(actions.get("unchanged", 0)) + duplicates
         rep.stored = rep.created + rep.updated + rep.unchanged
-        rep.quarantined = int((one(con.execute("SELECT count(*) FROM _q")) or (0,))[0])
-        rep.warnings = int(
-            (
-                one(con.execute("SELECT count(*) FROM _warnings w JOIN _incoming i USING (seq)"))
-                or (0,)
-            )[0]
-        )
+        rep.warnings = count("SELECT count(*) FROM _warnings WHERE seq IN (SELECT seq FROM _merge)")
         rep.quarantine_by_rule = dict(
             con.execute("SELECT rule, count(*) FROM _q GROUP BY rule ORDER BY 2 DESC").fetchall()
         )
         by_type: dict[str, dict[str, int]] = {}
         for rt, n in con.execute(
-            "SELECT rt, count(*) FROM _accepted a WHERE seq NOT IN "
-            "(SELECT seq FROM _rejected) GROUP BY rt ORDER BY rt"
+            "SELECT rt, count(*) FROM _items GROUP BY rt ORDER BY rt"
         ).fetchall():
             by_type.setdefault(rt, {"stored": 0, "quarantined": 0})["stored"] = int(n)
         for rt, n in con.execute(
@@ -634,7 +622,7 @@ class Importer:
             by_type.setdefault(rt, {"stored": 0, "quarantined": 0})["quarantined"] = int(n)
         rep.by_type = by_type
         rep.seconds = time.perf_counter() - started
-        if rep.read != rep.stored + rep.quarantined:
+        if rep.read != rep.stored + rep.quarantined:  # a bug, never bad input
             raise RuntimeError(
                 f"import accounting is off: read {rep.read} != stored {rep.stored} + "
                 f"quarantined {rep.quarantined}; nothing was written"
@@ -658,8 +646,3 @@ class Importer:
             ],
         )
         return rep
-
-
-def quarantine_counter(rows: list[tuple[str, int]]) -> Counter[str]:
-    """Helper for summaries: rule → count."""
-    return Counter(dict(rows))

@@ -10,6 +10,7 @@ resource); they are returned as rejected items, so that every item is accounted 
 from __future__ import annotations
 
 import gzip
+import json
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import IO, Any
 
 import orjson
 
+from cardiobox.cdm.jsontext import dumps, loads_exact
 from cardiobox.errors import InputError, Location
 
 #: File name endings read as NDJSON (one resource per line).
@@ -213,10 +215,10 @@ def read_json(path: Path) -> Chunk:
     chunk = Chunk(name)
     with _open(path) as fh:
         data = fh.read()
+    text = data.decode("utf-8", errors="replace")
     try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        text = data.decode("utf-8", errors="replace")
+        doc = loads_exact(data)
+    except json.JSONDecodeError as exc:
         chunk.rejected.append(
             Rejected(
                 name,
@@ -225,6 +227,13 @@ def read_json(path: Path) -> Chunk:
                 "invalid-json",
                 f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                 text,
+            )
+        )
+        return chunk
+    except UnicodeDecodeError as exc:
+        chunk.rejected.append(
+            Rejected(
+                name, None, None, "invalid-utf8", f"file is not valid UTF-8 ({exc.reason})", text
             )
         )
         return chunk
@@ -259,11 +268,12 @@ def read_json(path: Path) -> Chunk:
             _rewrite_references(res, refs)
             chunk.lines.append(None)
             chunk.entries.append(i)
-            chunk.raws.append(orjson.dumps(res).decode())
+            chunk.raws.append(dumps(res))
         return chunk
     chunk.lines.append(None)
     chunk.entries.append(None)
-    chunk.raws.append(orjson.dumps(doc).decode() if not isinstance(doc, str) else data.decode())
+    # A single resource is kept exactly as written (only surrounding whitespace trimmed).
+    chunk.raws.append(text.strip())
     return chunk
 
 

@@ -136,6 +136,7 @@ class SiteStore:
             raise
         finally:
             self._drop_temp()
+            self.con.execute("RESET preserve_insertion_order")
         report.seconds = time.perf_counter() - started
         return report
 

@@ -220,7 +220,7 @@ class StructureValidator:
         con = self.con
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _shape AS
-            SELECT seq, rt, json_structure(doc) AS s,
+            SELECT seq, rt, hash(json_structure(doc)) AS s,
                 (contains(doc, '{{}}') OR contains(doc, '[]') OR contains(doc, '""')
                  OR contains(doc, ':null') OR contains(doc, ',null') OR contains(doc, '[null')
                 ) AS suspicious
@@ -230,27 +230,32 @@ class StructureValidator:
             "SELECT rt, s, min(seq) AS rep, count(*) FROM _shape WHERE NOT suspicious "
             "GROUP BY rt, s ORDER BY rep"
         ).fetchall()
-        reps = dict(
-            con.execute(
-                f"SELECT seq, doc FROM {relation} WHERE seq IN (SELECT unnest(?))",
+        # Only a 64-bit hash of each structure is kept per resource; the representatives'
+        # structures are computed again here.
+        reps = {
+            seq: (doc, structure)
+            for seq, doc, structure in con.execute(
+                f"SELECT seq, doc, json_structure(doc) FROM {relation} "
+                "WHERE seq IN (SELECT unnest(?))",
                 [[g[2] for g in groups]],
             ).fetchall()
-        )
+        }
         exact_groups: list[int] = []
         exact_reps: list[int] = []
         extracts: list[str] = []
         conds: list[str] = []
         rows = []
-        for gid, (rt, s, rep, _n) in enumerate(groups):
-            key = (version, rt, s)
+        for gid, (rt, shape_hash, rep, _n) in enumerate(groups):
+            doc, structure = reps[rep]
+            key = (version, rt, structure)
             if key not in self._verdicts:
-                shape_ok, rep_findings = _shape_ok(orjson.loads(reps[rep]), version)
-                plan = plan_checks(version, rt, s) if shape_ok else None
+                shape_ok, rep_findings = _shape_ok(orjson.loads(doc), version)
+                plan = plan_checks(version, rt, structure) if shape_ok else None
                 self._verdicts[key] = (shape_ok, plan)
                 if rep_findings:
                     exact_reps.append(rep)
             shape_ok, plan = self._verdicts[key]
-            rows.append((s, rt, gid))
+            rows.append((shape_hash, rt, gid))
             if not shape_ok or plan is None:
                 exact_groups.append(gid)
                 continue
@@ -259,7 +264,7 @@ class StructureValidator:
                 extracts.append(f"WHEN {gid} THEN {extract}")
             if cond:
                 conds.append(f"WHEN {gid} THEN ({cond})")
-        con.execute("CREATE OR REPLACE TEMP TABLE _group (s VARCHAR, rt VARCHAR, gid INTEGER)")
+        con.execute("CREATE OR REPLACE TEMP TABLE _group (s UBIGINT, rt VARCHAR, gid INTEGER)")
         if rows:
             con.executemany("INSERT INTO _group VALUES (?, ?, ?)", rows)
         vals_sql = f"CASE g.gid {' '.join(extracts)} END" if extracts else "NULL::VARCHAR[]"
