@@ -114,3 +114,23 @@ def test_plan_checks_array_elements() -> None:
 
 def test_type_conflicts_go_to_exact_path() -> None:
     assert plan_checks("5.0.0", "Observation", '{"resourceType":"VARCHAR","x":"JSON"}') is None
+
+
+def test_unicode_whitespace_in_codes_matches_exact() -> None:
+    """pydantic's regex treats NBSP and other Unicode spaces as whitespace; so must SQL."""
+    base = {"resourceType": "Observation", "id": "x", "code": {"text": "k"}}
+    docs = [
+        base | {"id": f"o{i}", "status": status}
+        for i, status in enumerate(
+            ["final", "\u00a0final", "final\u2003", "fi\u00a0nal", "fi  nal"]
+        )
+    ]
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE rel (seq BIGINT, rt VARCHAR, doc VARCHAR)")
+    con.executemany(
+        "INSERT INTO rel VALUES (?, ?, ?)",
+        [(i, "Observation", orjson.dumps(d).decode()) for i, d in enumerate(docs)],
+    )
+    failures = StructureValidator(con).validate("rel", "5.0.0")
+    assert set(failures) == {i for i, d in enumerate(docs) if structural_findings(d, "5.0.0")}
+    assert set(failures) == {1, 2, 4}

@@ -49,6 +49,25 @@ _V = "\u00abv\u00bb"  # placeholder for the value expression in check templates
 _DATE_OK = f"(length({_V}) < 10 OR try_cast(left({_V}, 10) AS DATE) IS NOT NULL)"
 
 
+#: Unicode White_Space, as pydantic's (Rust) regex ``\\s`` matches it; RE2's ``\\s`` is ASCII.
+_WS = (
+    "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
+    "\\x{202F}\\x{205F}\\x{3000}"
+)
+
+
+#: True when a resource's text holds Unicode whitespace other than ASCII space, tab and line
+#: breaks (raw or escaped). pydantic's regexes treat it as whitespace where DuckDB's do not, so
+#: such resources are validated exactly. ASCII-only text without escapes is ruled out cheaply.
+_EXOTIC_WHITESPACE = (
+    "(CASE WHEN strlen(doc) = length(doc) AND NOT contains(doc, '\\u') "
+    "AND NOT contains(doc, '\\f') THEN false ELSE regexp_matches(doc, "
+    "'[\\x{0B}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
+    "\\x{205F}\\x{3000}]|\\\\u(?i:00a0|0085|1680|200[0-9a]|202[89f]|205f|3000|000b)|\\\\f') "
+    "END)"
+)
+
+
 def _regex(pattern: str) -> str:
     return "'" + pattern.replace("'", "''") + "'"
 
@@ -62,7 +81,7 @@ VALUE_CHECKS: dict[str, str] = {
         f"regexp_full_match({_V}, {_regex(fhir_types.Instant.pattern.pattern)}) AND {_DATE_OK}"
     ),
     "Time": f"regexp_full_match({_V}, {_regex(fhir_types.Time.pattern.pattern)})",
-    "Code": f"regexp_full_match({_V}, '[^\\s]+(\\s[^\\s]+)*')",
+    "Code": f"regexp_full_match({_V}, '[^{_WS}]+([{_WS}][^{_WS}]+)*')",
     "Id": f"regexp_full_match({_V}, '[A-Za-z0-9\\-.]{{1,255}}')",
     "Oid": f"regexp_full_match({_V}, {_regex(fhir_types.Oid.pattern.pattern.strip('^$'))})",
     "Base64Binary": f"regexp_full_match({_V}, '(\\s*([0-9a-zA-Z+=]){{4}}\\s*)+')",
@@ -223,6 +242,7 @@ class StructureValidator:
             SELECT seq, rt, hash(json_structure(doc)) AS s,
                 (contains(doc, '{{}}') OR contains(doc, '[]') OR contains(doc, '""')
                  OR contains(doc, ':null') OR contains(doc, ',null') OR contains(doc, '[null')
+                 OR {_EXOTIC_WHITESPACE}
                 ) AS suspicious
             FROM {relation}"""
         )
