@@ -25,7 +25,29 @@ from cardiobox.store.db import one
 
 SCHEMA_VERSION = "1"
 
-DDL = """
+#: Columns of ``resources``, in table order; ``resource_history`` adds two more.
+RESOURCE_COLUMNS = (
+    ("resource_type", "VARCHAR NOT NULL"),
+    ("id", "VARCHAR NOT NULL"),
+    ("patient_id", "VARCHAR"),
+    ("fhir_version", "VARCHAR NOT NULL"),
+    ("resource", "JSON NOT NULL USING COMPRESSION zstd"),
+    ("source_resource", "JSON USING COMPRESSION zstd"),
+    ("content_hash", "VARCHAR NOT NULL"),
+    ("load_id", "VARCHAR NOT NULL"),
+    ("source_file", "VARCHAR"),
+    ("source_line", "BIGINT"),
+    ("source_entry", "INTEGER"),
+    ("provenance", "JSON"),
+)
+_HISTORY_EXTRA = (("replaced_by_load", "VARCHAR NOT NULL"), ("replaced_at", "TIMESTAMP NOT NULL"))
+
+
+def _columns(cols: tuple[tuple[str, str], ...]) -> str:
+    return ",\n".join(f"    {name} {sql_type}" for name, sql_type in cols)
+
+
+DDL = f"""
 CREATE TABLE IF NOT EXISTS store_info (key VARCHAR, value VARCHAR);
 CREATE TABLE IF NOT EXISTS loads (
     load_id VARCHAR NOT NULL,
@@ -44,34 +66,10 @@ CREATE TABLE IF NOT EXISTS loads (
     tool_version VARCHAR
 );
 CREATE TABLE IF NOT EXISTS resources (
-    resource_type VARCHAR NOT NULL,
-    id VARCHAR NOT NULL,
-    patient_id VARCHAR,
-    fhir_version VARCHAR NOT NULL,
-    resource JSON NOT NULL USING COMPRESSION zstd,
-    source_resource JSON USING COMPRESSION zstd,
-    content_hash VARCHAR NOT NULL,
-    load_id VARCHAR NOT NULL,
-    source_file VARCHAR,
-    source_line BIGINT,
-    source_entry INTEGER,
-    provenance JSON
+{_columns(RESOURCE_COLUMNS)}
 );
 CREATE TABLE IF NOT EXISTS resource_history (
-    resource_type VARCHAR NOT NULL,
-    id VARCHAR NOT NULL,
-    patient_id VARCHAR,
-    fhir_version VARCHAR NOT NULL,
-    resource JSON NOT NULL USING COMPRESSION zstd,
-    source_resource JSON USING COMPRESSION zstd,
-    content_hash VARCHAR NOT NULL,
-    load_id VARCHAR NOT NULL,
-    source_file VARCHAR,
-    source_line BIGINT,
-    source_entry INTEGER,
-    provenance JSON,
-    replaced_by_load VARCHAR NOT NULL,
-    replaced_at TIMESTAMP NOT NULL
+{_columns(RESOURCE_COLUMNS + _HISTORY_EXTRA)}
 );
 CREATE TABLE IF NOT EXISTS quarantine (
     item_hash VARCHAR NOT NULL,
@@ -99,22 +97,6 @@ CREATE TABLE IF NOT EXISTS findings (
     message VARCHAR NOT NULL
 );
 """
-
-#: Columns of ``resources`` in table order (history adds two more).
-RESOURCE_COLUMNS = (
-    "resource_type",
-    "id",
-    "patient_id",
-    "fhir_version",
-    "resource",
-    "source_resource",
-    "content_hash",
-    "load_id",
-    "source_file",
-    "source_line",
-    "source_entry",
-    "provenance",
-)
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
