@@ -1,0 +1,1 @@
+"""Ingestion: declarative mappings from hospital extracts into the data model."""
