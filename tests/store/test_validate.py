@@ -76,9 +76,9 @@ def corpus(synthea_dir: Path) -> list[dict[str, Any]]:
 
 def test_vectorised_equals_exact(corpus: list[dict[str, Any]]) -> None:
     con = duckdb.connect()
-    con.execute("CREATE TEMP TABLE rel (seq BIGINT, rt VARCHAR, doc VARCHAR)")
+    con.execute("CREATE TEMP TABLE rel (seq BIGINT, rt VARCHAR, doc VARCHAR, shape VARCHAR)")
     con.executemany(
-        "INSERT INTO rel VALUES (?, ?, ?)",
+        "INSERT INTO rel VALUES (?, ?, ?, NULL)",
         [(i, d.get("resourceType"), orjson.dumps(d).decode()) for i, d in enumerate(corpus)],
     )
     validator = StructureValidator(con)
@@ -126,9 +126,9 @@ def test_unicode_whitespace_in_codes_matches_exact() -> None:
         )
     ]
     con = duckdb.connect()
-    con.execute("CREATE TEMP TABLE rel (seq BIGINT, rt VARCHAR, doc VARCHAR)")
+    con.execute("CREATE TEMP TABLE rel (seq BIGINT, rt VARCHAR, doc VARCHAR, shape VARCHAR)")
     con.executemany(
-        "INSERT INTO rel VALUES (?, ?, ?)",
+        "INSERT INTO rel VALUES (?, ?, ?, NULL)",
         [(i, "Observation", orjson.dumps(d).decode()) for i, d in enumerate(docs)],
     )
     failures = StructureValidator(con).validate("rel", "5.0.0")

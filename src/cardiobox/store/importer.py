@@ -80,6 +80,7 @@ class ImportReport:
     warnings: int = 0
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)
     quarantine_by_rule: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,18 +98,26 @@ class ImportReport:
             "warnings": self.warnings,
             "by_type": self.by_type,
             "quarantine_by_rule": self.quarantine_by_rule,
+            "examples": self.examples,
             "seconds": round(self.seconds, 3),
             "resources_per_second": round(self.read / self.seconds) if self.seconds else None,
         }
 
 
-_STAGE_DDL = """
+# ``grp``: items of one source row (ingestion) are stored or rejected together; ``shape``: a
+# key that the producer guarantees equal for items of equal JSON structure (generated
+# resources), saving the structure computation; ``provenance``: JSON kept with the resource.
+STAGE_DDL = """
 CREATE OR REPLACE TEMP TABLE _stage (
-    seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, raw VARCHAR
+    seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, raw VARCHAR,
+    grp BIGINT, shape VARCHAR, provenance VARCHAR
 );
 CREATE OR REPLACE TEMP TABLE _rejected (
     seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, rt VARCHAR, rid VARCHAR,
-    rule VARCHAR, element VARCHAR, message VARCHAR, findings JSON, raw VARCHAR
+    rule VARCHAR, element VARCHAR, message VARCHAR, findings JSON, raw VARCHAR, grp BIGINT
+);
+CREATE OR REPLACE TEMP TABLE _groups (
+    grp BIGINT, file VARCHAR, line BIGINT, raw VARCHAR
 );
 CREATE OR REPLACE TEMP TABLE _warnings (
     seq BIGINT, rule VARCHAR, element VARCHAR, message VARCHAR
@@ -134,17 +143,22 @@ class Importer:
         con: duckdb.DuckDBPyConnection,
         fhir_version: str | None = None,
         progress: Progress | None = None,
+        kind: str = "fhir-import",
     ):
         self.con = con
+        self.kind = kind
         self.fhir_version = normalise_version(fhir_version) if fhir_version else None
         self.progress = progress or (lambda _phase, _n, _total: None)
         self.load_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
     # -- staging ---------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Create the (empty) staging tables."""
+        self.con.execute(STAGE_DDL)
+
     def stage(self, paths: Sequence[str | Path]) -> tuple[list[str], dict[str, str]]:
         """Read every input into ``_stage``; return the files and each file's FHIR release."""
-        con = self.con
-        con.execute(_STAGE_DDL)
+        self.begin()
         files = [f for p in paths for f in readers.discover(p)]
         self._manifest: dict[str, str] = {}
         for p in paths:
@@ -172,7 +186,8 @@ class Importer:
             self.con.execute(
                 f"""INSERT INTO _stage
                 SELECT {seq} + line - 1, ?, line, NULL,
-                    CASE WHEN suffix(raw, chr(13)) THEN rtrim(raw, chr(13)) ELSE raw END
+                    CASE WHEN suffix(raw, chr(13)) THEN rtrim(raw, chr(13)) ELSE raw END,
+                    NULL, NULL, NULL
                 FROM (
                     SELECT row_number() OVER () AS line, raw FROM read_csv(?,
                         columns = {{'raw': 'VARCHAR'}}, header = false, delim = chr(1),
@@ -205,12 +220,13 @@ class Importer:
                     }
                 )
                 con.register("_chunk", table)
-                con.execute("INSERT INTO _stage SELECT * FROM _chunk")
+                con.execute("INSERT INTO _stage SELECT *, NULL, NULL, NULL FROM _chunk")
                 con.unregister("_chunk")
                 seq += n
             for r in chunk.rejected:
                 con.execute(
-                    "INSERT INTO _rejected VALUES (?, ?, ?, ?, NULL, NULL, ?, NULL, ?, NULL, ?)",
+                    "INSERT INTO _rejected VALUES "
+                    "(?, ?, ?, ?, NULL, NULL, ?, NULL, ?, NULL, ?, NULL)",
                     [seq, r.file, r.line, r.entry, r.rule, r.message, r.raw],
                 )
                 seq += 1
@@ -281,7 +297,8 @@ class Importer:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _items AS
             WITH keyed AS (
-                SELECT s.seq, s.file, s.line, s.entry, v.fhir_version, s.raw AS doc,
+                SELECT s.seq, s.file, s.line, s.entry, s.grp, s.shape, s.provenance,
+                    v.fhir_version, s.raw AS doc,
                     -- try(): NULL for text that is not JSON, so each item is parsed twice.
                     try(json_type(s.raw, ['$', '$.resourceType', '$.id'])) AS kt,
                     try(json_extract_string(s.raw, ['$.resourceType', '$.id'])) AS kv
@@ -293,8 +310,8 @@ class Importer:
                     kt[2] AS rt_type, kt[3] AS id_type
                 FROM keyed
             )
-            SELECT i.seq, i.file, i.line, i.entry, i.fhir_version, i.doc,
-                NULL::VARCHAR AS source_doc, i.rt, i.rid,
+            SELECT i.seq, i.file, i.line, i.entry, i.grp, i.shape, i.provenance, i.fhir_version,
+                i.doc, NULL::VARCHAR AS source_doc, i.rt, i.rid,
                 CASE WHEN NOT ok THEN 'invalid-json'
                      WHEN jt <> 'OBJECT' THEN 'not-a-resource'
                      WHEN i.rt IS NULL THEN 'missing-resourceType'
@@ -326,7 +343,7 @@ class Importer:
         con.execute(
             """INSERT INTO _rejected
             SELECT seq, file, line, entry, rt, rid, early_rule, early_element, early_message,
-                NULL, doc
+                NULL, doc, grp
             FROM _items WHERE early_rule IS NOT NULL"""
         )
         self._describe_bad_json()
@@ -380,7 +397,7 @@ class Importer:
         self.con.execute(
             """INSERT INTO _rejected
             SELECT i.seq, i.file, i.line, i.entry, i.rt, i.rid, f.rule, f.element, f.message,
-                f.findings, coalesce(i.source_doc, i.doc)
+                f.findings, coalesce(i.source_doc, i.doc), i.grp
             FROM _failed f JOIN _items i USING (seq)"""
         )
         self.con.execute("DELETE FROM _items WHERE seq IN (SELECT seq FROM _failed)")
@@ -390,7 +407,7 @@ class Importer:
         validator = StructureValidator(con)
         for (version,) in con.execute("SELECT DISTINCT fhir_version FROM _items").fetchall():
             con.execute(
-                "CREATE OR REPLACE TEMP VIEW _to_check AS SELECT seq, rt, doc FROM _items "
+                "CREATE OR REPLACE TEMP VIEW _to_check AS SELECT seq, rt, doc, shape FROM _items "
                 f"WHERE fhir_version = '{version}'"
             )
             self.progress(f"validating FHIR {version} structure", 0, None)
@@ -460,8 +477,8 @@ class Importer:
         self.progress("converting R4 → R5", len(todo), len(todo))
         # The converted resources must be valid R5.
         con.execute(
-            "CREATE OR REPLACE TEMP VIEW _to_check AS SELECT seq, rt, doc FROM _items "
-            "WHERE source_doc IS NOT NULL"
+            "CREATE OR REPLACE TEMP VIEW _to_check AS SELECT seq, rt, doc, NULL AS shape "
+            "FROM _items WHERE source_doc IS NOT NULL"
         )
         failures = StructureValidator(con).validate("_to_check", R5)
         self._reject(failures, rule="conversion")
@@ -496,6 +513,7 @@ class Importer:
         """Merge accepted items into the store and record rejects; return the report."""
         con = self.con
         load = self.load_id
+        self._reject_groups()
         # Within this import the last occurrence of a (type, id) wins.
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _accepted AS
@@ -549,7 +567,7 @@ class Importer:
         con.execute(
             """INSERT INTO resources
             SELECT i.rt, i.rid, m.patient_ref, i.fhir_version, i.doc, i.source_doc, m.hash, ?,
-                i.file, i.line, i.entry, NULL
+                i.file, i.line, i.entry, i.provenance
             FROM _items i JOIN _merge m USING (seq)
             WHERE m.action IN ('created', 'updated')""",
             [load],
@@ -564,15 +582,46 @@ class Importer:
         self._quarantine()
         return self._report(files, versions, started)
 
+    def _reject_groups(self) -> None:
+        """An item of a rejected source row takes the rest of the row with it."""
+        self.con.execute(
+            """CREATE OR REPLACE TEMP TABLE _failed AS
+            SELECT seq, 'row-rejected' AS rule, NULL AS element,
+                'another resource of the same source row was rejected' AS message,
+                NULL AS findings
+            FROM _items
+            WHERE grp IN (SELECT grp FROM _rejected WHERE grp IS NOT NULL)"""
+        )
+        self._move_failed()
+
     def _quarantine(self) -> None:
         con = self.con
         load = self.load_id
+        # Ungrouped items are quarantined one by one; a source row (group) once, with all
+        # the problems of its resources.
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _q AS
             SELECT md5(coalesce(file, '') || '|' || coalesce(line::VARCHAR, '') || '|'
                        || coalesce(entry::VARCHAR, '') || '|' || coalesce(raw, '')) AS item_hash,
-                *
-            FROM _rejected"""
+                file, line, entry, rt, rid, rule, element, message, findings, raw
+            FROM _rejected WHERE grp IS NULL
+            UNION ALL
+            SELECT md5(coalesce(g.file, '') || '|' || coalesce(g.line::VARCHAR, '') || '|'
+                       || coalesce(g.raw, '')),
+                g.file, g.line, NULL, NULL, NULL,
+                first(r.rule ORDER BY r.rule = 'row-rejected', r.seq),
+                first(r.element ORDER BY r.rule = 'row-rejected', r.seq),
+                first(r.message ORDER BY r.rule = 'row-rejected', r.seq)
+                    || CASE WHEN count(*) FILTER (WHERE r.rule <> 'row-rejected') > 1
+                            THEN format(' (and {} more)',
+                                        count(*) FILTER (WHERE r.rule <> 'row-rejected') - 1)
+                            ELSE '' END,
+                to_json(list({'resource_type': r.rt, 'resource_id': r.rid,
+                              'element': r.element, 'rule': r.rule, 'message': r.message}
+                             ORDER BY r.seq) FILTER (WHERE r.rule <> 'row-rejected')),
+                g.raw
+            FROM _rejected r JOIN _groups g USING (grp)
+            GROUP BY g.grp, g.file, g.line, g.raw"""
         )
         # Re-importing the same rejected item adds nothing; it only marks it seen again.
         con.execute(
@@ -611,6 +660,15 @@ class Importer:
         rep.quarantine_by_rule = dict(
             con.execute("SELECT rule, count(*) FROM _q GROUP BY rule ORDER BY 2 DESC").fetchall()
         )
+        # The first three problems of each rule, as "file:line element: message".
+        for rule, example in con.execute(
+            """SELECT rule, coalesce(file, '?') || coalesce(':' || line, '')
+                   || coalesce(' entry ' || entry, '') || coalesce(' ' || element, '')
+                   || ': ' || message
+            FROM (SELECT *, row_number() OVER (PARTITION BY rule ORDER BY line, entry) AS k
+                  FROM _q) WHERE k <= 3 ORDER BY rule, k"""
+        ).fetchall():
+            rep.examples.setdefault(rule, []).append(example)
         by_type: dict[str, dict[str, int]] = {}
         for rt, n in con.execute(
             "SELECT rt, count(*) FROM _items GROUP BY rt ORDER BY rt"
@@ -628,11 +686,12 @@ class Importer:
                 f"quarantined {rep.quarantined}; nothing was written"
             )
         con.execute(
-            """INSERT INTO loads VALUES (?, ?, now()::TIMESTAMP, 'fhir-import', ?, ?, ?, ?, ?, ?,
-                ?, ?, ?, ?)""",
+            """INSERT INTO loads VALUES (?, ?, now()::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?,
+                ?, ?, ?)""",
             [
                 self.load_id,
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - rep.seconds)),
+                self.kind,
                 "; ".join(files),
                 orjson.dumps(versions).decode(),
                 rep.read,

@@ -12,7 +12,7 @@ True
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -131,6 +131,62 @@ class SiteStore:
             importer.judge(versions)
             report = importer.write(files, versions, started)
             self._commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        finally:
+            self._drop_temp()
+            self.con.execute("RESET preserve_insertion_order")
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def load_staged(
+        self,
+        fill: Callable[[duckdb.DuckDBPyConnection], None],
+        source: str,
+        kind: str,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Load resources that a producer (the ingestion engine) stages itself.
+
+        ``fill(con)`` inserts into the temporary tables ``_stage`` (the resources, FHIR R5,
+        with ``grp`` = their source row, ``shape`` and ``provenance``), ``_groups`` (each source
+        row: file, line, raw text) and ``_rejected`` (rows the producer already rejected).
+        Validation, quarantine and the single-transaction write are then those of
+        :meth:`import_fhir`; the items of a source row are stored or quarantined together.
+
+        Parameters
+        ----------
+        fill : callable
+            Fills the staging tables on the store's connection.
+        source : str
+            Description of the source, recorded in ``loads``.
+        kind : str
+            Kind of load recorded in ``loads`` (``ingest``).
+        dry_run : bool
+            Validate everything, then roll back: the store is not changed.
+        progress : callable, optional
+            ``progress(phase, n_done, total)``.
+        """
+        started = time.perf_counter()
+        importer = Importer(self.con, R5, progress, kind=kind)
+        try:
+            importer.begin()
+            fill(self.con)
+            files = self.con.execute("SELECT DISTINCT file FROM _stage").fetchall()
+            versions = {str(f): R5 for (f,) in files}
+        except BaseException:
+            self._drop_temp()
+            raise
+        self.con.begin()
+        try:
+            importer.judge(versions)
+            report = importer.write([source], versions, started)
+            if dry_run:
+                self.con.rollback()
+            else:
+                self._commit()
         except BaseException:
             self.con.rollback()
             raise

@@ -1,0 +1,924 @@
+"""Compile a mapping's blocks into DuckDB SQL that builds FHIR R5 resources from ``_src``.
+
+Each block instance becomes one ``SELECT`` over ``_src`` yielding, per row, the resource's JSON
+text, its id, a *shape* key (equal for resources of equal JSON structure), and the list of
+problems found in the row's values (an unparsable number or date, a code missing from its
+concept map, a unit that cannot be converted). Everything is set-based: look-ups go through
+tables of the distinct source values, never through a Python loop per row.
+
+JSON is assembled by string concatenation with ``concat_ws``, which skips NULL members, so an
+absent value leaves no key behind (FHIR forbids ``null`` and empty objects).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from cardiobox.cdm import Variable, load_dictionary
+from cardiobox.cdm.codes import canonical_system
+from cardiobox.errors import InputError
+from cardiobox.ingest import units
+from cardiobox.ingest.concept_maps import LoadedMap, lookup_key_sql
+from cardiobox.ingest.mapping import Block, BlockFields, Mapping, Value
+
+UCUM = "http://unitsofmeasure.org"
+OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+COND_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+PRIMARY_EXT = "https://cardiobox.org/fhir/StructureDefinition/primary-diagnosis"
+_JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+_TIME_DIRECTIVES = re.compile(r"%[HIMSpfTRXc]")
+
+
+def lit(value: Any) -> str:
+    """A SQL literal."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def jstr(sql: str) -> str:
+    """JSON string literal of a SQL text expression."""
+    return f"to_json(CAST({sql} AS VARCHAR))"
+
+
+def member(key: str, json_sql: str, present: str | None = None) -> str:
+    """One ``"key":value`` member, NULL (skipped by concat_ws) when absent."""
+    body = f"'\"{key}\":' || {json_sql}"
+    cond = present if present is not None else f"({json_sql}) IS NOT NULL"
+    return f"CASE WHEN {cond} THEN {body} END"
+
+
+def obj(*members: str) -> str:
+    """A JSON object from members; NULL when every member is absent."""
+    inner = f"concat_ws(',', {', '.join(members)})"
+    return f"CASE WHEN {inner} <> '' THEN '{{' || {inner} || '}}' END"
+
+
+def arr(*items: str) -> str:
+    """A JSON array of items (NULL items skipped); NULL when empty."""
+    inner = f"concat_ws(',', {', '.join(items)})"
+    return f"CASE WHEN {inner} <> '' THEN '[' || {inner} || ']' END"
+
+
+def coding(system_sql: str, code_sql: str, display_sql: str = "NULL") -> str:
+    """A Coding JSON object (NULL when there is no code)."""
+    return (
+        f"CASE WHEN {code_sql} IS NOT NULL THEN "
+        + obj(
+            member("system", jstr(system_sql), f"{system_sql} IS NOT NULL"),
+            member("code", jstr(code_sql), "true"),
+            member("display", jstr(display_sql), f"{display_sql} IS NOT NULL"),
+        )
+        + " END"
+    )
+
+
+def concept(system_sql: str, code_sql: str, display_sql: str = "NULL") -> str:
+    """A CodeableConcept JSON object with one coding (NULL when there is no code)."""
+    c = coding(system_sql, code_sql, display_sql)
+    return f"CASE WHEN ({c}) IS NOT NULL THEN '{{\"coding\":[' || ({c}) || ']}}' END"
+
+
+@dataclass
+class Problem:
+    """A check on one value: when ``bad_sql`` is true the row is quarantined."""
+
+    bad_sql: str
+    rule: str
+    column: str
+    message_sql: str
+    value_sql: str
+
+
+@dataclass
+class Compiled:
+    """A compiled value."""
+
+    raw: str  # the source text (NULL when absent)
+    sql: str  # the typed result
+    problems: list[Problem] = field(default_factory=list)
+    system: str | None = None  # for codes
+    display: str | None = None  # for codes
+    variable: str | None = None  # for codes looked up in a concept map
+    is_const: bool = False
+
+
+@dataclass
+class Lookup:
+    """A concept-map look-up of the distinct values of one expression (``_lk<n>``)."""
+
+    alias: str
+    table: str
+    expr: str
+    loaded: LoadedMap
+
+
+class BlockCompiler:
+    """Compiles the blocks of one mapping; collects the look-up tables they need."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        mapping: Mapping,
+        maps: dict[str, LoadedMap],
+        source_columns: list[str],
+    ):
+        self.con = con
+        self.mapping = mapping
+        self.maps = maps
+        self.columns = source_columns
+        self.dictionary = load_dictionary()
+        self.lookups: list[Lookup] = []
+        self.decimal = mapping.source.decimal
+        #: local-encounter expressions whose pseudonyms are needed (``_eid``)
+        self.encounter_exprs: set[str] = set()
+        # Per instance: the joins its SQL needs, and its (variable, unit) conversions.
+        self.joins: list[str] = []
+        self.conversions: list[tuple[str, str]] = []
+
+    # -- values ----------------------------------------------------------------------------
+    def raw(self, v: Value) -> str:
+        """SQL text of a value before typing (NULL when absent)."""
+        if v.const is not None:
+            return lit(str(v.const).lower() if isinstance(v.const, bool) else str(v.const))
+        return f"NULLIF(trim(CAST(({v.expr}) AS VARCHAR)), '')"
+
+    def label(self, v: Value) -> str:
+        """How a value is named in messages (its expression)."""
+        return str(v.expr) if v.expr is not None else f"const {v.const!r}"
+
+    def join(self, clause: str) -> None:
+        """Add a join to the current instance (once)."""
+        if clause not in self.joins:
+            self.joins.append(clause)
+
+    def lookup(self, v: Value) -> Lookup:
+        """Register (once) the look-up of ``v`` through its concept map, and join it."""
+        assert v.map is not None
+        found = next(
+            (lk for lk in self.lookups if lk.expr == self.raw(v) and lk.loaded.name == v.map), None
+        )
+        if found is None:
+            n = len(self.lookups)
+            found = Lookup(f"lk{n}", f"_lk{n}", self.raw(v), self.maps[v.map])
+            self.lookups.append(found)
+        self.join(f"LEFT JOIN {found.table} {found.alias} ON {found.alias}.val = {found.expr}")
+        return found
+
+    def encounter_id(self, raw: str) -> str:
+        """SQL of the pseudonym of a local encounter id (joined from ``_eid``)."""
+        self.encounter_exprs.add(raw)
+        alias = f"e{sorted(self.encounter_exprs).index(raw)}"
+        self.join(f"LEFT JOIN _eid {alias} ON {alias}.local = {raw}")
+        return f"{alias}.pseudo"
+
+    def build_lookups(self) -> None:
+        """Create the look-up tables: distinct source value → mapped code (longest prefix)."""
+        for lk in self.lookups:
+            key = lookup_key_sql(lk.loaded, "val")
+            cond = (
+                f"starts_with({key}, m.local_code)"
+                if lk.loaded.match == "prefix"
+                else f"m.local_code = {key}"
+            )
+            self.con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE {lk.table} AS
+                SELECT val, arg_max(m.system, length(m.local_code)) AS system,
+                    arg_max(m.code, length(m.local_code)) AS code,
+                    arg_max(m.display, length(m.local_code)) AS display,
+                    arg_max(m.variable, length(m.local_code)) AS variable
+                FROM (SELECT DISTINCT {lk.expr} AS val FROM _src) s
+                JOIN {lk.loaded.table} m ON {cond}
+                WHERE val IS NOT NULL GROUP BY val"""
+            )
+
+    def compile(self, v: Value, kind: str = "text") -> Compiled:
+        """Compile a value for a use.
+
+        ``kind`` is ``text``, ``code``, ``decimal``, ``integer``, ``boolean``, ``date`` or
+        ``datetime``; an explicit ``type`` on the value wins.
+        """
+        raw = self.raw(v)
+        col = self.label(v)
+        c = Compiled(raw=raw, sql=raw, is_const=v.const is not None)
+        if v.map:
+            lk = self.lookup(v)
+            c.sql = f"{lk.alias}.code"
+            c.system = f"{lk.alias}.system"
+            c.display = f"{lk.alias}.display"
+            c.variable = f"{lk.alias}.variable"
+            c.problems.append(
+                Problem(
+                    f"{raw} IS NOT NULL AND {lk.alias}.code IS NULL",
+                    "unknown-code",
+                    col,
+                    f"format('{{}} is not in concept map {v.map}', to_json({raw}))",
+                    raw,
+                )
+            )
+            return c
+        if v.system:
+            c.system = lit(canonical_system(v.system))
+            return c
+        vtype = v.type or (kind if kind in ("decimal", "integer", "boolean") else None)
+        if vtype == "decimal":
+            text = f"replace({raw}, ',', '.')" if self.decimal == "," else raw
+            c.sql = f"try_cast({text} AS DOUBLE)"
+            c.problems.append(
+                Problem(
+                    f"{raw} IS NOT NULL AND ({c.sql} IS NULL OR NOT isfinite({c.sql}))",
+                    "not-a-number",
+                    col,
+                    f"format('{{}} is not a number', to_json({raw}))",
+                    raw,
+                )
+            )
+        elif vtype == "integer":
+            c.sql = f"try_cast({raw} AS BIGINT)"
+            c.problems.append(
+                Problem(
+                    f"{raw} IS NOT NULL AND {c.sql} IS NULL",
+                    "not-an-integer",
+                    col,
+                    f"format('{{}} is not a whole number', to_json({raw}))",
+                    raw,
+                )
+            )
+        elif vtype == "boolean":
+            low = f"lower({raw})"
+            c.sql = (
+                f"CASE WHEN {low} IN ('1', 'true', 't', 'yes', 'y', 'si', 'sí', 'ja', 'j') "
+                f"THEN true WHEN {low} IN ('0', 'false', 'f', 'no', 'n', 'nee', 'nej') "
+                "THEN false END"
+            )
+            c.problems.append(
+                Problem(
+                    f"{raw} IS NOT NULL AND ({c.sql}) IS NULL",
+                    "not-a-boolean",
+                    col,
+                    f"format('{{}} is not true/false (1/0, yes/no)', to_json({raw}))",
+                    raw,
+                )
+            )
+        elif kind in ("date", "datetime"):
+            self._date(v, c, kind)
+        return c
+
+    def _date(self, v: Value, c: Compiled, kind: str) -> None:
+        fmt = v.format or self.mapping.date_format
+        tz = v.timezone or self.mapping.timezone
+        raw, col = c.raw, self.label(v)
+        if fmt is None:
+            ts = f"try_cast({raw} AS TIMESTAMP)"
+            has_time = f"(length({raw}) > 10)"
+            shown = "ISO 8601"
+        else:
+            ts = f"try_strptime({raw}, {lit(fmt)})"
+            has_time = "true" if _TIME_DIRECTIVES.search(fmt) else "false"
+            shown = fmt
+        # The offset of the local time zone at that moment (summer time included).
+        offset = f"(epoch({ts}) - epoch(timezone({lit(tz)}, {ts})))::BIGINT"
+        tz_text = (
+            f"CASE WHEN {offset} = 0 THEN 'Z' ELSE "
+            f"(CASE WHEN {offset} < 0 THEN '-' ELSE '+' END) || "
+            f"lpad((abs({offset}) // 3600)::VARCHAR, 2, '0') || ':' || "
+            f"lpad(((abs({offset}) % 3600) // 60)::VARCHAR, 2, '0') END"
+        )
+        date_text = f"strftime({ts}, '%Y-%m-%d')"
+        dt_text = f"strftime({ts}, '%Y-%m-%dT%H:%M:%S') || {tz_text}"
+        if kind == "datetime":
+            c.sql = f"CASE WHEN {ts} IS NULL THEN NULL WHEN {has_time} THEN {dt_text} ELSE {date_text} END"
+        else:
+            c.sql = f"CASE WHEN {ts} IS NOT NULL THEN {date_text} END"
+        c.problems.append(
+            Problem(
+                f"{raw} IS NOT NULL AND {ts} IS NULL",
+                "unparsable-date",
+                col,
+                f"format('{{}} is not a date in the format {shown}', to_json({raw}))",
+                raw,
+            )
+        )
+        self._tz_known(tz)
+
+    def _tz_known(self, tz: str) -> None:
+        try:
+            self.con.execute(f"SELECT timezone({lit(tz)}, TIMESTAMP '2000-01-01')").fetchall()
+        except duckdb.Error as exc:
+            raise InputError(
+                f"unknown time zone {tz!r} (use an IANA name such as Europe/Madrid)",
+                rule="mapping-schema",
+            ) from exc
+
+    # -- blocks ----------------------------------------------------------------------------
+    def instance_sql(
+        self, block: Block, suffix: str, f: BlockFields, patient: Compiled, row_key: str
+    ) -> tuple[str, list[tuple[str, str]], list[str]]:
+        """The SELECT making one block instance's resources from ``_src``.
+
+        Returns the SQL (with the placeholder ``{joins}`` already filled), the (variable,
+        unit) pairs whose conversions it needs, and the joins (for computing those pairs).
+        """
+        inst = f"{block.id}#{suffix}" if suffix else block.id
+        self.joins = []
+        self.conversions = []
+        builder = getattr(self, "_build_" + re.sub(r"(?<!^)(?=[A-Z])", "_", block.type).lower())
+        doc, main, problems, rid, shape_bits = builder(f, patient, inst)
+        if block.type not in ("Patient", "Encounter"):
+            key = self.raw(f.key) if f.key else row_key
+            rid = f"md5({lit(self.mapping.name + '|' + inst + '|')} || {key})"
+        conds = [f"({main}) IS NOT NULL"]
+        if f.when:
+            conds.append(f"coalesce(({f.when}), false)")
+        problems = [*patient.problems, *problems]
+        errs = (
+            "list_filter(["
+            + ", ".join(
+                f"CASE WHEN {p.bad_sql} THEN {{'rule': {lit(p.rule)}, 'column': {lit(p.column)}, "
+                f"'message': {p.message_sql}}} END"
+                for p in problems
+            )
+            + "], lambda e: e IS NOT NULL)"
+            if problems
+            else '[]::STRUCT(rule VARCHAR, "column" VARCHAR, message VARCHAR)[]'
+        )
+        shape = " || ".join(
+            [lit(inst), *(f"CASE WHEN {b} THEN '1' ELSE '0' END" for b in shape_bits)]
+        )
+        joins = " ".join(self.joins)
+        sql = (
+            f"SELECT s._row, {lit(inst)} AS inst, {lit(block.type)} AS rt, {rid} AS __rid, "
+            f"{doc.replace('__rid__', '__rid')} AS doc, {errs} AS errs, {shape} AS shape "
+            f"FROM _src s LEFT JOIN _pid p ON p.local = {patient.raw} {joins} "
+            f"WHERE {' AND '.join(conds)}"
+        )
+        return sql, list(self.conversions), list(self.joins)
+
+    def _subject(self) -> str:
+        return member(
+            "subject", "'{\"reference\":\"Patient/' || p.pseudo || '\"}'", "p.pseudo IS NOT NULL"
+        )
+
+    def _encounter_ref(self, f: BlockFields) -> tuple[str, list[Problem], list[str]]:
+        if f.encounter is None:
+            return "NULL", [], []
+        c = self.compile(f.encounter)
+        pseudo = self.encounter_id(c.raw)
+        m = member(
+            "encounter",
+            '\'{"reference":"Encounter/\' || ' + pseudo + " || '\"}'",
+            f"{c.raw} IS NOT NULL",
+        )
+        return m, c.problems, [f"{c.raw} IS NOT NULL"]
+
+    def _build_patient(self, f: BlockFields, patient: Compiled, inst: str) -> tuple[Any, ...]:
+        members = [
+            member("resourceType", "'\"Patient\"'", "true"),
+            member("id", "to_json(p.pseudo)", "true"),
+        ]
+        problems: list[Problem] = []
+        bits: list[str] = []
+        if f.gender is not None:
+            g = self.compile(f.gender, "code")
+            problems += g.problems
+            problems.append(
+                Problem(
+                    f"{g.sql} IS NOT NULL AND {g.sql} NOT IN ('male', 'female', 'other', 'unknown')",
+                    "invalid-code",
+                    self.label(f.gender),
+                    f"format('gender must be male, female, other or unknown, found {{}}', to_json({g.sql}))",
+                    g.raw,
+                )
+            )
+            members.append(member("gender", jstr(g.sql)))
+            bits.append(f"{g.sql} IS NOT NULL")
+        for key, val, kind in (
+            ("birthDate", f.birth_date, "date"),
+            ("deceasedDateTime", f.deceased, "datetime"),
+        ):
+            if val is not None:
+                d = self.compile(val, kind)
+                problems += d.problems
+                members.append(member(key, jstr(d.sql)))
+                bits.append(f"{d.sql} IS NOT NULL")
+        return obj(*members), "p.pseudo", problems, "p.pseudo", bits
+
+    def _build_encounter(self, f: BlockFields, patient: Compiled, inst: str) -> tuple[Any, ...]:
+        if f.encounter is None:
+            raise InputError(
+                f"block {inst}: an Encounter block needs 'encounter' (its local id)",
+                rule="mapping-schema",
+            )
+        enc = self.compile(f.encounter)
+        eid = self.encounter_id(enc.raw)
+        problems = list(enc.problems)
+        bits: list[str] = []
+        period: list[str] = []
+        for key, val in (("start", f.start), ("end", f.end)):
+            if val is not None:
+                d = self.compile(val, "datetime")
+                problems += d.problems
+                period.append(member(key, jstr(d.sql)))
+                bits.append(f"{d.sql} IS NOT NULL")
+        end_sql = self.compile(f.end, "datetime").sql if f.end is not None else "NULL"
+        cls = "NULL"
+        if f.class_ is not None:
+            c = self.compile(f.class_, "code")
+            problems += c.problems
+            system = c.system or lit(ACT_CODE)
+            cls = f"CASE WHEN {c.sql} IS NOT NULL THEN '[' || ({concept(system, c.sql, c.display or 'NULL')}) || ']' END"
+            bits.append(f"{c.sql} IS NOT NULL")
+        admission = []
+        for key, val in (
+            ("admitSource", f.admit_source),
+            ("dischargeDisposition", f.discharge_disposition),
+        ):
+            if val is not None:
+                c = self.compile(val, "code")
+                problems += c.problems
+                admission.append(
+                    member(key, concept(c.system or "NULL", c.sql, c.display or "NULL"))
+                )
+                bits.append(f"{c.sql} IS NOT NULL")
+        members = [
+            member("resourceType", "'\"Encounter\"'", "true"),
+            member("id", f"to_json({eid})", "true"),
+            member(
+                "status",
+                f"CASE WHEN {end_sql} IS NOT NULL THEN '\"completed\"' ELSE '\"in-progress\"' END",
+                "true",
+            ),
+            member("class", cls),
+            self._subject(),
+            member("actualPeriod", obj(*period) if period else "NULL"),
+            member("admission", obj(*admission) if admission else "NULL"),
+        ]
+        return obj(*members), enc.raw, problems, eid, bits
+
+    def _observation_value(
+        self,
+        f: BlockFields,
+        var_sql: str | None,
+        v: Variable | None,
+        problems: list[Problem],
+        bits: list[str],
+    ) -> list[str]:
+        """value[x] members of an Observation."""
+        if f.value is None:
+            return []
+        vt = v.value_type if v is not None else "quantity"
+        if vt == "quantity" or var_sql is not None:
+            val = self.compile(f.value, "decimal")
+            problems += val.problems
+            if f.unit is None:
+                raise InputError(
+                    f"an Observation of {v.id if v else 'a mapped code'} is a quantity and needs 'unit'",
+                    rule="mapping-schema",
+                )
+            u = self.compile(f.unit)
+            variable = lit(v.id) if v is not None else var_sql
+            assert variable is not None
+            conv = "cv"
+            self.join(
+                f"LEFT JOIN _conv cv ON cv.variable IS NOT DISTINCT FROM {variable} "
+                f"AND cv.unit IS NOT DISTINCT FROM {u.raw}"
+            )
+            self.conversions.append((variable, u.raw))
+            number = (
+                f"CASE WHEN {conv}.factor = 1 AND {conv}.offset = 0 AND regexp_full_match("
+                f"{'replace(' + val.raw + ', chr(44), chr(46))' if self.decimal == ',' else val.raw}, '{_JSON_NUMBER}') "
+                f"THEN {'replace(' + val.raw + ', chr(44), chr(46))' if self.decimal == ',' else val.raw} "
+                f"ELSE CAST(round({val.sql} * {conv}.factor + {conv}.offset, 6) AS VARCHAR) END"
+            )
+            problems.append(
+                Problem(
+                    f"{val.raw} IS NOT NULL AND {conv}.error IS NOT NULL",
+                    "unit-conversion",
+                    self.label(f.unit),
+                    f"{conv}.error",
+                    u.raw,
+                )
+            )
+            unit_code = f"{conv}.target"
+            quantity = obj(
+                member("value", number, "true"),
+                member("unit", jstr(unit_code), f"{unit_code} IS NOT NULL"),
+                member("system", f"'\"{UCUM}\"'", f"{unit_code} IS NOT NULL"),
+                member("code", jstr(unit_code), f"{unit_code} IS NOT NULL"),
+            )
+            bits.append(f"{unit_code} IS NOT NULL")
+            return [member("valueQuantity", quantity, f"{val.sql} IS NOT NULL")]
+        if vt == "code":
+            c = self.compile(f.value, "code")
+            problems += c.problems
+            if c.system is None:
+                # No concept map: the value must be an answer's code or ordinal.
+                assert v is not None
+                cases = " ".join(
+                    f"WHEN {c.raw} IN ({lit(a.code)}{', ' + lit(str(a.value)) if a.value is not None else ''}) "
+                    f"THEN {lit(a.system + '|' + a.code + '|' + a.display.get('en', a.code))}"
+                    for a in v.answers
+                )
+                picked = f"(CASE {cases} END)" if cases else "NULL"
+                problems.append(
+                    Problem(
+                        f"{c.raw} IS NOT NULL AND {picked} IS NULL",
+                        "invalid-code",
+                        self.label(f.value),
+                        f"format('{{}} is not an answer of {v.id} (use a concept map)', to_json({c.raw}))",
+                        c.raw,
+                    )
+                )
+                parts = f"string_split({picked}, '|')"
+                return [
+                    member(
+                        "valueCodeableConcept", concept(f"{parts}[1]", f"{parts}[2]", f"{parts}[3]")
+                    )
+                ]
+            return [member("valueCodeableConcept", concept(c.system, c.sql, c.display or "NULL"))]
+        if vt == "boolean":
+            b = self.compile(f.value, "boolean")
+            problems += b.problems
+            return [
+                member(
+                    "valueBoolean",
+                    f"CASE WHEN {b.sql} THEN 'true' WHEN NOT {b.sql} THEN 'false' END",
+                )
+            ]
+        if vt in ("integer", "decimal"):
+            num = self.compile(f.value, vt)
+            problems += num.problems
+            key = "valueInteger" if vt == "integer" else "valueQuantity"
+            text = f"CAST({num.sql} AS VARCHAR)"
+            wrapped = text if vt == "integer" else "'{\"value\":' || " + text + " || '}'"
+            return [member(key, wrapped)]
+        s = self.compile(f.value)
+        return [member("valueString", jstr(s.sql))]
+
+    def _build_observation(self, f: BlockFields, patient: Compiled, inst: str) -> tuple[Any, ...]:
+        problems: list[Problem] = []
+        bits: list[str] = []
+        v: Variable | None = None
+        var_sql: str | None = None
+        if f.variable is not None:
+            if f.variable not in self.dictionary:
+                raise InputError(
+                    f"block {inst}: unknown data-model variable {f.variable!r}",
+                    rule="unknown-variable",
+                )
+            v = self.dictionary[f.variable]
+            cs = v.codes[0]
+            code_json = concept(lit(cs.system), lit(cs.codes[0]), lit(v.name("en")))
+            category = v.observation_category or "exam"
+            cat_json = f"'[' || {concept(lit(OBS_CATEGORY), lit(category))} || ']'"
+            main = "true"
+        elif f.code is not None:
+            c = self.compile(f.code, "code")
+            problems += c.problems
+            if c.system is None:
+                raise InputError(
+                    f"block {inst}: 'code' needs a concept map or a system", rule="mapping-schema"
+                )
+            code_json = concept(c.system, c.sql, c.display or "NULL")
+            if c.variable is None:
+                self.join(
+                    f"LEFT JOIN _dictcodes dc ON dc.system = {c.system} AND dc.code = {c.sql}"
+                )
+                var_sql = "dc.variable"
+            else:
+                var_sql = c.variable
+            self.join(f"LEFT JOIN _vars vr ON vr.variable = {var_sql}")
+            cat_json = f"'[' || {concept(lit(OBS_CATEGORY), 'vr.category')} || ']'"
+            main = c.raw
+        else:
+            raise InputError(
+                f"block {inst}: an Observation needs 'variable' or 'code'", rule="mapping-schema"
+            )
+        value_members = self._observation_value(f, var_sql, v, problems, bits)
+        if f.value is not None:
+            main = (
+                self.raw(f.value)
+                if main == "true"
+                else f"CASE WHEN {self.raw(f.value)} IS NOT NULL THEN {main} END"
+            )
+        eff = "NULL"
+        if f.effective is not None:
+            d = self.compile(f.effective, "datetime")
+            problems += d.problems
+            eff = d.sql
+            bits.append(f"{d.sql} IS NOT NULL")
+        enc, enc_problems, enc_bits = self._encounter_ref(f)
+        problems += enc_problems
+        bits += enc_bits
+        interp = "NULL"
+        if f.interpretation is not None:
+            c = self.compile(f.interpretation, "code")
+            problems += c.problems
+            interp = f"'[' || {concept(c.system or lit('http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation'), c.sql, c.display or 'NULL')} || ']'"
+            bits.append(f"{c.sql} IS NOT NULL")
+        members = [
+            member("resourceType", "'\"Observation\"'", "true"),
+            member("id", "to_json(__rid__)", "true"),
+            member("status", "'\"final\"'", "true"),
+            member("category", cat_json),
+            member("code", code_json, "true"),
+            self._subject(),
+            enc,
+            member("effectiveDateTime", jstr(eff)),
+            *value_members,
+            member("interpretation", interp),
+        ]
+        return obj(*members), main, problems, "NULL", bits
+
+    def _code_block(self, f: BlockFields, value: Value | None, inst: str, what: str) -> Compiled:
+        if value is None:
+            raise InputError(
+                f"block {inst}: a {what} block needs '{'medication' if what.startswith('Medication') else 'code'}'",
+                rule="mapping-schema",
+            )
+        c = self.compile(value, "code")
+        if c.system is None:
+            raise InputError(
+                f"block {inst}: the code needs a concept map ('map') or a 'system'",
+                rule="mapping-schema",
+            )
+        return c
+
+    def _build_condition(self, f: BlockFields, patient: Compiled, inst: str) -> tuple[Any, ...]:
+        c = self._code_block(f, f.code, inst, "Condition")
+        problems = list(c.problems)
+        bits: list[str] = []
+        enc, enc_problems, enc_bits = self._encounter_ref(f)
+        problems += enc_problems
+        bits += enc_bits
+        dates = []
+        for key, val in (("onsetDateTime", f.onset), ("recordedDate", f.recorded)):
+            if val is not None:
+                d = self.compile(val, "datetime")
+                problems += d.problems
+                dates.append(member(key, jstr(d.sql)))
+                bits.append(f"{d.sql} IS NOT NULL")
+        cat_default = "'encounter-diagnosis'" if f.encounter is not None else "'problem-list-item'"
+        cat = self.compile(f.category, "code").sql if f.category is not None else cat_default
+        clin = (
+            self.compile(f.clinical_status, "code").sql
+            if f.clinical_status is not None
+            else "'active'"
+        )
+        ver = (
+            self.compile(f.verification_status, "code").sql
+            if f.verification_status is not None
+            else "'confirmed'"
+        )
+        ext = "NULL"
+        if f.primary is not None:
+            pb = self.compile(f.primary, "boolean")
+            problems += pb.problems
+            ext = (
+                f'CASE WHEN {pb.sql} IS NOT NULL THEN \'[{{"url":"{PRIMARY_EXT}","valueBoolean":\' || '
+                f"CASE WHEN {pb.sql} THEN 'true' ELSE 'false' END || '}}]' END"
+            )
+            bits.append(f"{pb.sql} IS NOT NULL")
+        members = [
+            member("resourceType", "'\"Condition\"'", "true"),
+            member("id", "to_json(__rid__)", "true"),
+            member("extension", ext),
+            member("clinicalStatus", concept(lit(COND_CLINICAL), clin), "true"),
+            member("verificationStatus", concept(lit(COND_VERIFICATION), ver), "true"),
+            member("category", f"'[' || {concept(lit(COND_CATEGORY), cat)} || ']'", "true"),
+            member("code", concept(c.system or "NULL", c.sql, c.display or "NULL"), "true"),
+            self._subject(),
+            enc,
+            *dates,
+        ]
+        return obj(*members), c.raw, problems, "NULL", bits
+
+    def _build_medication_statement(
+        self, f: BlockFields, patient: Compiled, inst: str
+    ) -> tuple[Any, ...]:
+        return self._medication(f, inst, "MedicationStatement")
+
+    def _build_medication_request(
+        self, f: BlockFields, patient: Compiled, inst: str
+    ) -> tuple[Any, ...]:
+        return self._medication(f, inst, "MedicationRequest")
+
+    def _medication(self, f: BlockFields, inst: str, rt: str) -> tuple[Any, ...]:
+        c = self._code_block(f, f.medication, inst, rt)
+        problems = list(c.problems)
+        bits: list[str] = []
+        enc, enc_problems, enc_bits = self._encounter_ref(f)
+        problems += enc_problems
+        bits += enc_bits
+        period = []
+        start_sql = "NULL"
+        for key, val in (("start", f.start), ("end", f.end)):
+            if val is not None:
+                d = self.compile(val, "datetime")
+                problems += d.problems
+                period.append(member(key, jstr(d.sql)))
+                bits.append(f"{d.sql} IS NOT NULL")
+                if key == "start":
+                    start_sql = d.sql
+        dosage = "NULL"
+        if f.dose is not None:
+            dn = self.compile(f.dose, "decimal")
+            problems += dn.problems
+            du = self.raw(f.dose_unit) if f.dose_unit is not None else "NULL"
+            qty = obj(
+                member("value", f"CAST({dn.sql} AS VARCHAR)", "true"),
+                member("unit", jstr(du), f"{du} IS NOT NULL"),
+            )
+            dosage = f"CASE WHEN {dn.sql} IS NOT NULL THEN '[{{\"doseAndRate\":[{{\"doseQuantity\":' || {qty} || '}}]}}]' END"
+            bits.append(f"{dn.sql} IS NOT NULL")
+        med = (
+            f"'{{\"concept\":' || {concept(c.system or 'NULL', c.sql, c.display or 'NULL')} || '}}'"
+        )
+        members = [
+            member("resourceType", f"'\"{rt}\"'", "true"),
+            member("id", "to_json(__rid__)", "true"),
+            member(
+                "status",
+                "'\"recorded\"'" if rt == "MedicationStatement" else "'\"active\"'",
+                "true",
+            ),
+        ]
+        if rt == "MedicationRequest":
+            members.append(member("intent", "'\"order\"'", "true"))
+        members += [member("medication", med, "true"), self._subject(), enc]
+        if rt == "MedicationStatement":
+            members.append(member("effectivePeriod", obj(*period) if period else "NULL"))
+            members.append(member("dosage", dosage))
+        else:
+            members.append(member("authoredOn", jstr(start_sql)))
+            members.append(member("dosageInstruction", dosage))
+        return obj(*members), c.raw, problems, "NULL", bits
+
+    def _build_procedure(self, f: BlockFields, patient: Compiled, inst: str) -> tuple[Any, ...]:
+        c = self._code_block(f, f.code, inst, "Procedure")
+        problems = list(c.problems)
+        bits: list[str] = []
+        enc, enc_problems, enc_bits = self._encounter_ref(f)
+        problems += enc_problems
+        bits += enc_bits
+        perf = "NULL"
+        if f.performed is not None:
+            d = self.compile(f.performed, "datetime")
+            problems += d.problems
+            perf = d.sql
+            bits.append(f"{d.sql} IS NOT NULL")
+        members = [
+            member("resourceType", "'\"Procedure\"'", "true"),
+            member("id", "to_json(__rid__)", "true"),
+            member("status", "'\"completed\"'", "true"),
+            member("code", concept(c.system or "NULL", c.sql, c.display or "NULL"), "true"),
+            self._subject(),
+            enc,
+            member("occurrenceDateTime", jstr(perf)),
+        ]
+        return obj(*members), c.raw, problems, "NULL", bits
+
+    def _build_document_reference(
+        self, f: BlockFields, patient: Compiled, inst: str
+    ) -> tuple[Any, ...]:
+        if f.text is None:
+            raise InputError(
+                f"block {inst}: a DocumentReference block needs 'text'", rule="mapping-schema"
+            )
+        text = self.raw(f.text)
+        problems: list[Problem] = []
+        bits: list[str] = []
+        enc_sql = "NULL"
+        if f.encounter is not None:
+            ec = self.compile(f.encounter)
+            problems += ec.problems
+            enc_sql = (
+                f'CASE WHEN {ec.raw} IS NOT NULL THEN \'[{{"reference":"Encounter/\' || '
+                f"{self.encounter_id(ec.raw)} || '\"}}]' END"
+            )
+            bits.append(f"{ec.raw} IS NOT NULL")
+        date = "NULL"
+        if f.date is not None:
+            d = self.compile(f.date, "datetime")
+            problems += d.problems
+            # DocumentReference.date is an instant: a date alone gets midnight UTC.
+            date = f"CASE WHEN length({d.sql}) = 10 THEN {d.sql} || 'T00:00:00Z' ELSE {d.sql} END"
+            bits.append(f"{d.sql} IS NOT NULL")
+        lang = self.raw(f.language) if f.language is not None else "NULL"
+        ntype = "NULL"
+        if f.note_type is not None:
+            c = self.compile(f.note_type, "code")
+            problems += c.problems
+            ntype = concept(c.system or lit("http://loinc.org"), c.sql, c.display or "NULL")
+            bits.append(f"({ntype}) IS NOT NULL")
+        attachment = obj(
+            member("contentType", "'\"text/plain; charset=utf-8\"'", "true"),
+            member("language", jstr(lang), f"{lang} IS NOT NULL"),
+            member("data", f"to_json(to_base64(encode({text})))", "true"),
+        )
+        bits.append(f"{lang} IS NOT NULL")
+        members = [
+            member("resourceType", "'\"DocumentReference\"'", "true"),
+            member("id", "to_json(__rid__)", "true"),
+            member("status", "'\"current\"'", "true"),
+            member("type", ntype),
+            self._subject(),
+            member("context", enc_sql),
+            member("date", jstr(date)),
+            member("content", f"'[{{\"attachment\":' || {attachment} || '}}]'", "true"),
+        ]
+        return obj(*members), text, problems, "NULL", bits
+
+
+def dictionary_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the dictionary as tables, for rows whose variable is only known per row.
+
+    ``_dictcodes(system, code, variable)`` and ``_vars(variable, value_type, unit, category)``.
+    """
+    d = load_dictionary()
+    codes: dict[str, list[Any]] = {"system": [], "code": [], "variable": []}
+    for v in d:
+        for cs in v.codes:
+            if not cs.hierarchical:
+                for code in cs.codes:
+                    codes["system"].append(cs.system)
+                    codes["code"].append(code)
+                    codes["variable"].append(v.id)
+    con.register("_dc_arrow", pa.table(codes))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _dictcodes AS SELECT DISTINCT ON (system, code) * FROM _dc_arrow"
+    )
+    con.unregister("_dc_arrow")
+    vars_ = {
+        "variable": [v.id for v in d],
+        "value_type": [v.value_type for v in d],
+        "unit": [v.unit for v in d],
+        "category": [v.observation_category or "exam" for v in d],
+    }
+    con.register("_v_arrow", pa.table(vars_))
+    con.execute("CREATE OR REPLACE TEMP TABLE _vars AS SELECT * FROM _v_arrow")
+    con.unregister("_v_arrow")
+
+
+def conversion_table(
+    con: duckdb.DuckDBPyConnection, needs: list[tuple[str, str, list[str]]]
+) -> None:
+    """Create ``_conv(variable, unit, factor, offset, target, error)``.
+
+    One row per (variable, source unit) pair occurring in the data, computed with
+    :mod:`cardiobox.ingest.units`.
+
+    ``needs`` holds (variable SQL, unit SQL, joins) per quantity block instance.
+    """
+    found: set[tuple[str | None, str | None]] = set()
+    for variable_sql, unit_sql, joins in needs:
+        other = " ".join(j for j in joins if not j.startswith("LEFT JOIN _conv "))
+        rows = con.execute(
+            f"SELECT DISTINCT {variable_sql}, {unit_sql} FROM _src s {other}"
+        ).fetchall()
+        found.update((v, u) for v, u in rows)
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("variable", "unit", "factor", "offset", "target", "error")
+    }
+    for variable, unit in sorted(found, key=lambda x: (str(x[0]), str(x[1]))):
+        factor, offset, target, error = 1.0, 0.0, None, None
+        try:
+            if variable is None:
+                target = units.normalise_unit(unit) if unit else None
+            elif unit is None:
+                error = f"a value of {variable} has no unit"
+            else:
+                conv = units.conversion(variable, unit)
+                factor, offset, target = conv.factor, conv.offset, conv.to_unit
+        except InputError as exc:
+            error = exc.message
+        for k, val in zip(cols, (variable, unit, factor, offset, target, error), strict=True):
+            cols[k].append(val)
+    schema = pa.schema(
+        [
+            ("variable", pa.string()),
+            ("unit", pa.string()),
+            ("factor", pa.float64()),
+            ("offset", pa.float64()),
+            ("target", pa.string()),
+            ("error", pa.string()),
+        ]
+    )
+    con.register("_conv_arrow", pa.table(cols, schema=schema))
+    con.execute("CREATE OR REPLACE TEMP TABLE _conv AS SELECT * FROM _conv_arrow")
+    con.unregister("_conv_arrow")
+
+
+__all__ = ["BlockCompiler", "conversion_table", "dictionary_tables"]

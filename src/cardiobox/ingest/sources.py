@@ -1,0 +1,308 @@
+"""Sources: read a mapping's rows into the DuckDB table ``_src``.
+
+``_src`` has a column ``_row`` (the row's line in a text file, or its position in other
+sources) and one VARCHAR column per source column, with the source's ``null_values`` already
+turned into NULL. Rows that cannot be read at all (a CSV line with too many or too few fields)
+are returned as :class:`BadRow` so the engine can quarantine them: every row is accounted for.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from cardiobox.errors import InputError, Location
+from cardiobox.ingest.mapping import Source
+
+
+@dataclass
+class BadRow:
+    """A source row that could not be read, with where and why."""
+
+    line: int
+    message: str
+    raw: str
+
+
+@dataclass
+class SourceInfo:
+    """What was read."""
+
+    path: str
+    columns: list[str]
+    rows: int
+    bad_rows: list[BadRow] = field(default_factory=list)
+    numbering: str = "line"  # "line": file lines; "row": 1-based row position
+
+
+def quote(name: str) -> str:
+    """Quote an identifier for DuckDB SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def resolve_path(source: Source, base: Path, override: str | Path | None) -> Path:
+    """The file a source reads: ``--source`` if given, else its path relative to the mapping."""
+    raw = Path(override) if override else Path(source.path or "")
+    path = raw if raw.is_absolute() or override else base / raw
+    if not path.is_file():
+        raise InputError(
+            f"source file not found: {path}",
+            rule="missing-input",
+            location=Location(file=str(path)),
+        )
+    return path
+
+
+def _normalise_nulls(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[str], nulls: list[str]
+) -> None:
+    values = ", ".join(_sql_literal(v) for v in nulls)
+    cols = ", ".join(
+        f"CASE WHEN trim({quote(c)}) IN ({values}) THEN NULL ELSE {quote(c)} END AS {quote(c)}"
+        if nulls
+        else quote(c)
+        for c in columns
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _src AS SELECT _row, {cols} FROM {table}")
+    con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _header(path: Path, delim: str, source: Source) -> list[str]:
+    """The column names on the first line (a CSV header is one line)."""
+    encoding = {"utf-8": "utf-8-sig", "latin-1": "latin-1", "utf-16": "utf-16"}[source.encoding]
+    try:
+        with path.open(encoding=encoding, newline="") as fh:
+            first = next(csv.reader(fh, delimiter=delim, quotechar=source.quote), [])
+    except (UnicodeError, csv.Error) as exc:
+        raise InputError(
+            f"cannot read the header line as {source.encoding}: {exc}",
+            rule="source-format",
+            location=Location(file=str(path), line=1),
+        ) from exc
+    if not first:
+        raise InputError(
+            "the file is empty", rule="source-format", location=Location(file=str(path), line=1)
+        )
+    return [c.strip() for c in first]
+
+
+def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> SourceInfo:
+    delim = source.delimiter or ("\t" if source.format == "tsv" else ",")
+    names = source.columns
+    if source.header:
+        file_columns = _header(path, delim, source)
+        names = names or file_columns
+        if len(names) != len(file_columns):
+            raise InputError(
+                f"the mapping names {len(names)} columns but the file has {len(file_columns)}",
+                rule="source-columns",
+                location=Location(file=str(path), line=1),
+            )
+    assert names is not None
+    columns = "{" + ", ".join(f"{_sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
+    con.execute("DROP TABLE IF EXISTS _src_rejects")
+    con.execute("DROP TABLE IF EXISTS _src_rejects_scan")
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _src_read AS
+            SELECT row_number() OVER () AS _k, * FROM read_csv({_sql_literal(str(path))},
+                header = {str(source.header).lower()}, delim = {_sql_literal(delim)},
+                quote = {_sql_literal(source.quote)}, escape = {_sql_literal(source.quote)},
+                encoding = {_sql_literal(source.encoding)}, columns = {columns},
+                auto_detect = false, parallel = false, store_rejects = true,
+                rejects_table = '_src_rejects', rejects_scan = '_src_rejects_scan',
+                max_line_size = 16777216)"""
+        )
+    except duckdb.Error as exc:
+        raise InputError(
+            f"cannot read the file as {source.format.upper()} ({source.encoding}): "
+            f"{str(exc).splitlines()[0]}",
+            rule="source-format",
+            location=Location(file=str(path)),
+        ) from exc
+    bad = [
+        BadRow(int(line), f"{error_type.lower()}: {message}", csv_line or "")
+        for line, error_type, message, csv_line in con.execute(
+            """SELECT line, first(error_type ORDER BY column_idx),
+                   first(error_message ORDER BY column_idx), first(csv_line)
+            FROM _src_rejects GROUP BY line ORDER BY line"""
+        ).fetchall()
+    ]
+    info = SourceInfo(str(path), list(names), 0, bad)
+    _number_lines(con, source, path, bad, info)
+    _normalise_nulls(con, "_src_read", list(names), source.null_values)
+    info.rows = int(con.execute("SELECT count(*) FROM _src").fetchall()[0][0])
+    return info
+
+
+def _number_lines(
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, bad: list[BadRow], info: SourceInfo
+) -> None:
+    """Give each accepted record its line in the file (or its position, as a fallback).
+
+    DuckDB's reader skips blank lines and keeps rejected lines apart; the k-th accepted record
+    is on the k-th line that is neither the header, blank, nor rejected — unless a quoted field
+    spans lines, in which case records are numbered by position instead.
+    """
+    bad_lines = [b.line for b in bad]
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _lines AS
+        SELECT row_number() OVER () AS k, line FROM (
+            SELECT line FROM (
+                SELECT row_number() OVER () AS line, raw FROM read_csv({_sql_literal(str(path))},
+                    columns = {{'raw': 'VARCHAR'}}, header = false, delim = chr(1), quote = '',
+                    escape = '', auto_detect = false, new_line = '\\n', strict_mode = false,
+                    parallel = false, encoding = {_sql_literal(source.encoding)},
+                    max_line_size = 16777216)
+            )
+            WHERE raw IS NOT NULL AND NOT regexp_full_match(raw, '\\s*')
+              AND line > {1 if source.header else 0}
+              AND line NOT IN (SELECT unnest(?))
+            ORDER BY line
+        )""",
+        [bad_lines],
+    )
+    accepted = con.execute("SELECT count(*) FROM _src_read").fetchall()[0][0]
+    candidates = con.execute("SELECT count(*) FROM _lines").fetchall()[0][0]
+    if accepted == candidates:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _src_read AS SELECT l.line AS _row, r.* EXCLUDE (_k) "
+            "FROM _src_read r JOIN _lines l ON l.k = r._k"
+        )
+    else:
+        info.numbering = "row"
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _src_read AS SELECT _k AS _row, * EXCLUDE (_k) "
+            "FROM _src_read"
+        )
+    con.execute("DROP TABLE _lines")
+
+
+def _from_arrow(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, source: Source, path: str
+) -> SourceInfo:
+    names = [str(n) for n in table.column_names]
+    table = table.cast(pa.schema([pa.field(n, pa.string()) for n in names]))
+    con.register("_src_arrow", table)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _src_read AS "
+        "SELECT row_number() OVER () AS _row, * FROM _src_arrow"
+    )
+    con.unregister("_src_arrow")
+    _normalise_nulls(con, "_src_read", names, source.null_values)
+    return SourceInfo(path, names, table.num_rows, [], numbering="row")
+
+
+def _stringify(table: pa.Table) -> pa.Table:
+    """Cast every column to text (numbers as they print, dates as ISO)."""
+    cols = []
+    for col in table.columns:
+        cols.append(col.cast(pa.string()) if not pa.types.is_string(col.type) else col)
+    return pa.table(cols, names=table.column_names)
+
+
+def _read_parquet(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> SourceInfo:
+    table = con.sql(f"SELECT * FROM read_parquet({_sql_literal(str(path))})").to_arrow_table()
+    return _from_arrow(con, _stringify(table), source, str(path))
+
+
+def _read_excel(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> SourceInfo:
+    try:
+        import openpyxl
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise InputError("reading Excel needs openpyxl", rule="source-format") from exc
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    if source.sheet and source.sheet not in wb.sheetnames:
+        raise InputError(
+            f"no sheet {source.sheet!r}; the workbook has {wb.sheetnames}",
+            rule="source-format",
+            location=Location(file=str(path)),
+        )
+    ws = wb[source.sheet] if source.sheet else wb.worksheets[0]
+    rows = list(ws.iter_rows(values_only=True))
+    wb.close()
+    if source.header:
+        if not rows:
+            raise InputError(
+                "the sheet is empty", rule="source-format", location=Location(file=str(path))
+            )
+        names = source.columns or [str(c) for c in rows[0]]
+        rows = rows[1:]
+    else:
+        names = list(source.columns or [])
+
+    def text(v: Any) -> str | None:
+        if v is None:
+            return None
+        if hasattr(v, "isoformat"):
+            return str(v.isoformat())
+        return str(v)
+
+    data = {n: [text(r[i]) if i < len(r) else None for r in rows] for i, n in enumerate(names)}
+    info = _from_arrow(con, pa.table(data), source, str(path))
+    if source.header:
+        con.execute("UPDATE _src SET _row = _row + 1")  # spreadsheet row numbers
+        info.numbering = "line"
+    return info
+
+
+def _read_sql(con: duckdb.DuckDBPyConnection, source: Source) -> SourceInfo:
+    try:
+        import sqlalchemy
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise InputError("reading SQL sources needs SQLAlchemy", rule="source-format") from exc
+    assert source.url is not None and source.query is not None
+    try:
+        engine = sqlalchemy.create_engine(source.url)
+        with engine.connect() as conn:
+            result = conn.execute(sqlalchemy.text(source.query))
+            names = list(result.keys())
+            rows = result.fetchall()
+        engine.dispose()
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise InputError(
+            f"the SQL source failed: {str(exc).splitlines()[0]}",
+            rule="source-sql",
+            location=Location(file=source.url),
+        ) from exc
+    data = {n: [None if r[i] is None else str(r[i]) for r in rows] for i, n in enumerate(names)}
+    return _from_arrow(con, pa.table(data) if names else pa.table({}), source, source.url)
+
+
+def load_source(
+    con: duckdb.DuckDBPyConnection, source: Source, base: Path, override: str | Path | None
+) -> SourceInfo:
+    """Read a mapping's source into ``_src``.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Where ``_src`` is created (a temporary table).
+    source : Source
+        The mapping's ``source`` section.
+    base : Path
+        The mapping file's folder (paths are relative to it).
+    override : str or Path, optional
+        ``--source``: a file to read instead of ``source.path``.
+
+    Returns
+    -------
+    SourceInfo
+    """
+    if source.format == "sql":
+        return _read_sql(con, source)
+    path = resolve_path(source, base, override)
+    if source.format in ("csv", "tsv"):
+        return _read_csv(con, source, path)
+    if source.format == "parquet":
+        return _read_parquet(con, source, path)
+    return _read_excel(con, source, path)

@@ -1,0 +1,3 @@
+"""CLI tests reuse the ingestion fixtures."""
+
+from tests.ingest.conftest import extract  # noqa: F401

@@ -1,0 +1,120 @@
+"""Every source format reads into the same rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cardiobox.errors import InputError
+from cardiobox.ingest.mapping import Source
+from cardiobox.ingest.sources import load_source
+
+ROWS = [("p1", "4.1", "mmol/L"), ("p2", "NA", "mmol/L"), ("p3", "3.9", None)]
+
+
+def rows(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
+    return con.execute("SELECT * EXCLUDE (_row) FROM _src ORDER BY _row").fetchall()
+
+
+EXPECTED = [("p1", "4.1", "mmol/L"), ("p2", None, "mmol/L"), ("p3", "3.9", None)]
+
+
+def test_tsv_without_header(tmp_path: Path) -> None:
+    f = tmp_path / "a.tsv"
+    f.write_text("\n".join("\t".join(c or "" for c in r) for r in ROWS) + "\n")
+    con = duckdb.connect()
+    info = load_source(
+        con,
+        Source(
+            format="tsv",
+            path="a.tsv",
+            header=False,
+            columns=["id", "k", "u"],
+            null_values=["", "NA"],
+        ),
+        tmp_path,
+        None,
+    )
+    assert rows(con) == EXPECTED and info.rows == 3 and info.numbering == "line"
+
+
+def test_parquet(tmp_path: Path) -> None:
+    pq.write_table(
+        pa.table(
+            {"id": ["p1", "p2", "p3"], "k": [4.1, None, 3.9], "u": ["mmol/L", "mmol/L", None]}
+        ),
+        tmp_path / "a.parquet",
+    )
+    con = duckdb.connect()
+    load_source(con, Source(format="parquet", path="a.parquet"), tmp_path, None)
+    assert rows(con) == EXPECTED
+
+
+def test_excel(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Labs"
+    ws.append(["id", "k", "u"])
+    for r in ROWS:
+        ws.append([r[0], float(r[1]) if r[1] not in (None, "NA") else r[1], r[2]])
+    wb.save(tmp_path / "a.xlsx")
+    con = duckdb.connect()
+    info = load_source(
+        con,
+        Source(format="excel", path="a.xlsx", sheet="Labs", null_values=["", "NA"]),
+        tmp_path,
+        None,
+    )
+    assert rows(con) == EXPECTED
+    assert [r[0] for r in con.execute("SELECT _row FROM _src ORDER BY 1").fetchall()] == [2, 3, 4]
+    assert info.rows == 3
+    with pytest.raises(InputError, match="no sheet"):
+        load_source(con, Source(format="excel", path="a.xlsx", sheet="Nope"), tmp_path, None)
+
+
+def test_sql_sqlite(tmp_path: Path) -> None:
+    db = tmp_path / "extract.db"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE labs (id TEXT, k REAL, u TEXT)")
+        c.executemany(
+            "INSERT INTO labs VALUES (?, ?, ?)",
+            [("p1", 4.1, "mmol/L"), ("p2", None, "mmol/L"), ("p3", 3.9, None)],
+        )
+    con = duckdb.connect()
+    load_source(
+        con,
+        Source(format="sql", url=f"sqlite:///{db}", query="SELECT id, k, u FROM labs ORDER BY id"),
+        tmp_path,
+        None,
+    )
+    assert rows(con) == EXPECTED
+    with pytest.raises(InputError) as err:
+        load_source(
+            con,
+            Source(format="sql", url=f"sqlite:///{db}", query="SELECT * FROM nope"),
+            tmp_path,
+            None,
+        )
+    assert err.value.rule == "source-sql"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="source file not found"):
+        load_source(duckdb.connect(), Source(format="csv", path="none.csv"), tmp_path, None)
+
+
+def test_header_column_count_mismatch(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="names 3 columns"):
+        load_source(
+            duckdb.connect(),
+            Source(format="csv", path="a.csv", columns=["x", "y", "z"]),
+            tmp_path,
+            None,
+        )
