@@ -246,7 +246,9 @@ class BlockCompiler:
                 )
             )
         elif vtype == "integer":
-            c.sql = f"try_cast({raw} AS BIGINT)"
+            # "3" and "3.0" are whole numbers; "3.5" is not.
+            as_double = f"try_cast({'replace(' + raw + ', chr(44), chr(46))' if self.decimal == ',' else raw} AS DOUBLE)"
+            c.sql = f"CASE WHEN {as_double} = trunc({as_double}) THEN {as_double}::BIGINT END"
             c.problems.append(
                 Problem(
                     f"{raw} IS NOT NULL AND {c.sql} IS NULL",
@@ -259,8 +261,8 @@ class BlockCompiler:
         elif vtype == "boolean":
             low = f"lower({raw})"
             c.sql = (
-                f"CASE WHEN {low} IN ('1', 'true', 't', 'yes', 'y', 'si', 'sí', 'ja', 'j') "
-                f"THEN true WHEN {low} IN ('0', 'false', 'f', 'no', 'n', 'nee', 'nej') "
+                f"CASE WHEN {low} IN ('1', '1.0', 'true', 't', 'yes', 'y', 'si', 'sí', 'ja', 'j') "
+                f"THEN true WHEN {low} IN ('0', '0.0', 'false', 'f', 'no', 'n', 'nee', 'nej') "
                 "THEN false END"
             )
             c.problems.append(
@@ -337,8 +339,12 @@ class BlockCompiler:
         builder = getattr(self, "_build_" + re.sub(r"(?<!^)(?=[A-Z])", "_", block.type).lower())
         doc, main, problems, rid, shape_bits = builder(f, patient, inst)
         if block.type not in ("Patient", "Encounter"):
+            # The patient is part of every id: equal rows of two patients are two resources.
             key = self.raw(f.key) if f.key else row_key
-            rid = f"md5({lit(self.mapping.name + '|' + inst + '|')} || {key})"
+            rid = (
+                f"md5({lit(self.mapping.name + '|' + inst + '|')} || coalesce(p.pseudo, '') "
+                f"|| chr(31) || {key})"
+            )
         conds = [f"({main}) IS NOT NULL"]
         if f.when:
             conds.append(f"coalesce(({f.when}), false)")
@@ -457,7 +463,7 @@ class BlockCompiler:
             member("id", f"to_json({eid})", "true"),
             member(
                 "status",
-                f"CASE WHEN {end_sql} IS NOT NULL THEN '\"completed\"' ELSE '\"in-progress\"' END",
+                f"CASE WHEN {end_sql} IS NOT NULL THEN '\"completed\"' ELSE '\"unknown\"' END",
                 "true",
             ),
             member("class", cls),

@@ -181,7 +181,7 @@ class MappingRun:
 
     def _row_key(self, info: SourceInfo) -> str:
         cols = self.mapping.source.key or info.columns
-        missing = [c for c in cols if c not in info.columns]
+        missing = [c for c in cols if c not in info.columns and c != "_row"]
         if missing:
             raise InputError(
                 f"source.key names columns the source lacks: {missing}",
