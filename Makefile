@@ -38,6 +38,7 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m cardiobox.cdm.docs docs/data-dictionary.md
 	$(BIN)/python -m cardiobox.ingest.units docs/units.md
+	$(BIN)/python -m cardiobox.quality.docs docs/quality.md
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .demo

@@ -11,7 +11,9 @@ from cardiobox.cli.main import app
 
 
 def test_demo_json(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path / "demo"), "--json"])
+    result = CliRunner().invoke(
+        app, ["demo", "--dir", str(tmp_path / "demo"), "--patients", "100", "--json"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["data_model"]["variables"] >= 250
@@ -25,10 +27,26 @@ def test_demo_json(tmp_path: Path) -> None:
         "date 2024-13-45": "structure",
     }
     assert (tmp_path / "demo" / "synthea_site.duckdb").exists()
+    for name, h in summary["hospitals"].items():
+        assert h["rows_read"] == h["rows_loaded"] + h["rows_quarantined"], name
+        assert h["rows_quarantined"] == h["planted_quarantinable"], name
+        assert Path(h["report"]).exists()
+    assert summary["uci"]["cleveland"] == {
+        "rows_read": 303,
+        "rows_loaded": 303,
+        "rows_quarantined": 0,
+    }
 
 
 def test_demo_prints_the_tour(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path / "demo")])
+    result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path / "demo"), "--patients", "30"])
     assert result.exit_code == 0, result.output
-    for step in ("The cardiology data model", "site store", "SQL-on-FHIR views", "Bad input"):
+    for step in (
+        "The cardiology data model",
+        "site store",
+        "SQL-on-FHIR views",
+        "Bad input",
+        "quality-checked",
+        "UCI Heart Disease",
+    ):
         assert step in result.output

@@ -16,6 +16,9 @@ def demo(
     workdir: Annotated[
         Path, typer.Option("--dir", help="Folder for the demo's site store.")
     ] = Path(".demo"),
+    patients: Annotated[
+        int, typer.Option("--patients", help="Patients per demo hospital (10,000 for full size).")
+    ] = 1000,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the tour's summary as one JSON object.")
     ] = False,
@@ -29,7 +32,7 @@ def demo(
 
     printer = Console(stderr=True, quiet=True) if as_json else console
     try:
-        summary = run_tour(workdir, printer)
+        summary = run_tour(workdir, printer, n_patients=patients)
     except CardioboxError as exc:
         raise fail(exc, as_json) from None
     if as_json:

@@ -7,15 +7,24 @@ from pathlib import Path
 from cardiobox.errors import InputError
 
 
-def synthea_dir() -> Path:
-    """The Synthea FHIR R4 bulk export shipped in the repository's ``data/`` folder."""
+def _in_repository(*parts: str) -> Path:
     here = Path(__file__).resolve()
     for parent in here.parents:
-        candidate = parent / "data" / "synthea_r4_bulk_10patients"
+        candidate = parent.joinpath(*parts)
         if candidate.is_dir():
             return candidate
     raise InputError(
-        "the demo data (data/synthea_r4_bulk_10patients) was not found; run the demo from a "
-        "clone of the cardiobox repository",
+        f"the demo data ({'/'.join(parts)}) was not found; run the demo from a clone of the "
+        "cardiobox repository",
         rule="missing-input",
     )
+
+
+def synthea_dir() -> Path:
+    """The Synthea FHIR R4 bulk export shipped in the repository's ``data/`` folder."""
+    return _in_repository("data", "synthea_r4_bulk_10patients")
+
+
+def examples_dir() -> Path:
+    """The repository's ``examples/`` folder (mappings of real datasets)."""
+    return _in_repository("examples")

@@ -6,7 +6,10 @@ Steps (later issues add more):
 2. a hospital site store built from a FHIR R4 bulk export (Synthea), with validation,
    R4 → R5 conversion, quarantine, and an idempotent second import;
 3. SQL-on-FHIR views over the store;
-4. validation of bad input, with the rule that each breaks.
+4. validation of bad input, with the rule that each breaks;
+5. three demo hospitals (Spanish, Dutch, Swedish extracts, each its own conventions and
+   planted dirt) generated, loaded through their mappings, and checked by quality reports;
+6. a real dataset: UCI Heart Disease, four hospitals, loaded through the example mappings.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from rich.table import Table
 
 from cardiobox.cdm import LANGUAGES, Category, load_dictionary
 from cardiobox.cdm.validation import validate_resource
-from cardiobox.demo.data import synthea_dir
+from cardiobox.demo.data import examples_dir, synthea_dir
 from cardiobox.store import SiteStore
 from cardiobox.store.views.standard import run_standard_view
 
@@ -167,7 +170,97 @@ def bad_input(console: Console) -> dict[str, Any]:
     return out
 
 
-def run_tour(workdir: Path, console: Console, fresh: bool = True) -> dict[str, Any]:
+def hospitals(console: Console, workdir: Path, n_patients: int) -> dict[str, Any]:
+    """Step 5: generate three hospitals, ingest every table, write quality reports."""
+    from cardiobox.demo.hospitals import TABLES, generate_all
+    from cardiobox.ingest.engine import run_mapping
+    from cardiobox.quality.engine import run_quality
+    from cardiobox.quality.report import write_report
+
+    extracts = generate_all(workdir / "hospitals", n_patients=n_patients)
+    table = Table(
+        title=f"Demo hospitals: {n_patients:,} patients each, loaded through their mappings",
+        title_justify="left",
+    )
+    for col in (
+        "hospital",
+        "rows",
+        "loaded",
+        "quarantined",
+        "planted",
+        "resources",
+        "failing checks",
+    ):
+        table.add_column(col, justify="left" if col == "hospital" else "right")
+    out: dict[str, Any] = {}
+    key = workdir / "hospitals" / "site.key"
+    for h in extracts.values():
+        store = workdir / f"{h.name}.duckdb"
+        read = loaded = quarantined = created = 0
+        for t in TABLES:
+            rep = run_mapping(h.mapping_path(t), store, key_file=key)
+            read += rep.rows_read
+            loaded += rep.rows_loaded
+            quarantined += rep.rows_quarantined
+            created += rep.resources_created
+        planted = sum(h.planted(k) for k in ("impossible_value", "unknown_code", "unparsable_date"))
+        result = run_quality([store])
+        html, _json = write_report(result, workdir / f"{h.name}_quality")
+        failing = sum(1 for c in result.checks if c.status == "fail")
+        table.add_row(
+            h.name.removeprefix("hospital_"),
+            f"{read:,}",
+            f"{loaded:,}",
+            f"{quarantined:,}",
+            f"{planted:,}",
+            f"{created:,}",
+            str(failing),
+        )
+        out[h.name] = {
+            "rows_read": read,
+            "rows_loaded": loaded,
+            "rows_quarantined": quarantined,
+            "planted_quarantinable": planted,
+            "resources": created,
+            "quality_failing": failing,
+            "report": str(html),
+        }
+    console.print(table)
+    console.print(
+        "Each hospital's quarantine holds exactly its planted impossible values, unknown codes "
+        "and unparsable dates; its quality report (HTML) flags the planted events after death."
+    )
+    return out
+
+
+def uci(console: Console, workdir: Path) -> dict[str, Any]:
+    """Step 6: load the four UCI Heart Disease hospitals through the example mappings."""
+    from cardiobox.ingest.engine import run_mapping
+
+    root = examples_dir() / "uci_heart_disease"
+    out: dict[str, Any] = {}
+    for site in ("cleveland", "hungarian", "switzerland", "va"):
+        rep = run_mapping(
+            root / f"{site}.yaml",
+            workdir / f"uci_{site}.duckdb",
+            key_file=workdir / "hospitals" / "site.key",
+        )
+        out[site] = {
+            "rows_read": rep.rows_read,
+            "rows_loaded": rep.rows_loaded,
+            "rows_quarantined": rep.rows_quarantined,
+        }
+    console.print(
+        "UCI Heart Disease: "
+        + "; ".join(f"{s} {v['rows_loaded']}/{v['rows_read']} rows" for s, v in out.items())
+        + " loaded, every row accounted for"
+    )
+    return out
+
+
+def run_tour(
+    workdir: Path, console: Console, fresh: bool = True, n_patients: int = 1000
+) -> dict[str, Any]:
     """Run every step; return a summary (also printed as ``--json``).
 
     Parameters
@@ -178,6 +271,8 @@ def run_tour(workdir: Path, console: Console, fresh: bool = True) -> dict[str, A
         Where the tour is printed.
     fresh : bool
         Start from an empty folder.
+    n_patients : int
+        Patients per demo hospital.
     """
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
@@ -207,10 +302,26 @@ def run_tour(workdir: Path, console: Console, fresh: bool = True) -> dict[str, A
         "cardiobox cdm validate observation.json",
     )
     summary["bad_input"] = bad_input(console)
+    _step(
+        console,
+        5,
+        "Three hospitals' extracts, mapped into the data model, quality-checked",
+        "cardiobox ingest run MAPPING.yaml --site STORE; cardiobox quality report --site STORE "
+        "--out DIR",
+    )
+    summary["hospitals"] = hospitals(console, workdir, n_patients)
+    _step(
+        console,
+        6,
+        "A real multi-site dataset: UCI Heart Disease, four hospitals",
+        "cardiobox ingest run examples/uci_heart_disease/cleveland.yaml --site cleveland.duckdb",
+    )
+    summary["uci"] = uci(console, workdir)
     console.print()
     console.print(
         f"[bold green]Tour done.[/] Explore: [bold]cardiobox store stats --site {db}[/], "
         f"[bold]cardiobox store quarantine --site {db}[/], [bold]cardiobox views list[/], "
+        f"quality reports in [bold]{workdir}/*_quality/quality.html[/], "
         "[bold]cardiobox --help[/]"
     )
     return summary

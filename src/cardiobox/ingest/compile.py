@@ -25,6 +25,7 @@ from cardiobox.errors import InputError
 from cardiobox.ingest import units
 from cardiobox.ingest.concept_maps import LoadedMap, lookup_key_sql
 from cardiobox.ingest.mapping import Block, BlockFields, Mapping, Value
+from cardiobox.store.validate import WHITESPACE
 
 UCUM = "http://unitsofmeasure.org"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -102,6 +103,22 @@ class Problem:
     value_sql: str
 
 
+def code_format_problem(raw: str, column: str) -> Problem:
+    """Check that a code taken from the source is a valid FHIR code.
+
+    No whitespace at the ends, single spaces inside; codes from concept maps are checked when
+    the map is loaded.
+    """
+    return Problem(
+        f"{raw} IS NOT NULL AND NOT regexp_full_match({raw}, '[^{WHITESPACE}]+( [^{WHITESPACE}]+)*')",
+        "invalid-code",
+        column,
+        f"format('{{}} is not a valid code (no spaces at the ends, single spaces inside)', "
+        f"to_json({raw}))",
+        raw,
+    )
+
+
 @dataclass
 class Compiled:
     """A compiled value."""
@@ -147,13 +164,38 @@ class BlockCompiler:
         # Per instance: the joins its SQL needs, and its (variable, unit) conversions.
         self.joins: list[str] = []
         self.conversions: list[tuple[str, str]] = []
+        # Expressions over the source row alone, computed once per row into ``_srcx``
+        # (level by level: raw text, then parsed values, then texts built from those).
+        self.derived: dict[str, tuple[int, str]] = {}
 
     # -- values ----------------------------------------------------------------------------
+    def x(self, sql: str, level: int) -> str:
+        """Register ``sql`` as a column of ``_srcx``, computed once per row.
+
+        ``sql`` reads the source row and columns of lower levels; the return value is the
+        reference to use instead of the expression.
+        """
+        if sql not in self.derived:
+            self.derived[sql] = (level, f"__x{len(self.derived)}")
+        return f's."{self.derived[sql][1]}"'
+
+    def materialise(self) -> None:
+        """Create ``_srcx``: ``_src`` plus every registered expression, level by level."""
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _srcx AS SELECT * FROM _src")
+        levels = sorted({level for level, _ in self.derived.values()})
+        for level in levels:
+            cols = ", ".join(
+                f'{sql} AS "{alias}"' for sql, (lv, alias) in self.derived.items() if lv == level
+            )
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _srcx AS SELECT s.*, {cols} FROM _srcx s"
+            )
+
     def raw(self, v: Value) -> str:
         """SQL text of a value before typing (NULL when absent)."""
         if v.const is not None:
             return lit(str(v.const).lower() if isinstance(v.const, bool) else str(v.const))
-        return f"NULLIF(trim(CAST(({v.expr}) AS VARCHAR)), '')"
+        return self.x(f"NULLIF(trim(CAST(({v.expr}) AS VARCHAR)), '')", 1)
 
     def label(self, v: Value) -> str:
         """How a value is named in messages (its expression)."""
@@ -199,7 +241,7 @@ class BlockCompiler:
                     arg_max(m.code, length(m.local_code)) AS code,
                     arg_max(m.display, length(m.local_code)) AS display,
                     arg_max(m.variable, length(m.local_code)) AS variable
-                FROM (SELECT DISTINCT {lk.expr} AS val FROM _src) s
+                FROM (SELECT DISTINCT {lk.expr} AS val FROM _srcx s)
                 JOIN {lk.loaded.table} m ON {cond}
                 WHERE val IS NOT NULL GROUP BY val"""
             )
@@ -231,11 +273,12 @@ class BlockCompiler:
             return c
         if v.system:
             c.system = lit(canonical_system(v.system))
+            c.problems.append(code_format_problem(raw, col))
             return c
         vtype = v.type or (kind if kind in ("decimal", "integer", "boolean") else None)
         if vtype == "decimal":
             text = f"replace({raw}, ',', '.')" if self.decimal == "," else raw
-            c.sql = f"try_cast({text} AS DOUBLE)"
+            c.sql = self.x(f"try_cast({text} AS DOUBLE)", 2)
             c.problems.append(
                 Problem(
                     f"{raw} IS NOT NULL AND ({c.sql} IS NULL OR NOT isfinite({c.sql}))",
@@ -248,7 +291,9 @@ class BlockCompiler:
         elif vtype == "integer":
             # "3" and "3.0" are whole numbers; "3.5" is not.
             as_double = f"try_cast({'replace(' + raw + ', chr(44), chr(46))' if self.decimal == ',' else raw} AS DOUBLE)"
-            c.sql = f"CASE WHEN {as_double} = trunc({as_double}) THEN {as_double}::BIGINT END"
+            c.sql = self.x(
+                f"CASE WHEN {as_double} = trunc({as_double}) THEN {as_double}::BIGINT END", 2
+            )
             c.problems.append(
                 Problem(
                     f"{raw} IS NOT NULL AND {c.sql} IS NULL",
@@ -260,10 +305,11 @@ class BlockCompiler:
             )
         elif vtype == "boolean":
             low = f"lower({raw})"
-            c.sql = (
+            c.sql = self.x(
                 f"CASE WHEN {low} IN ('1', '1.0', 'true', 't', 'yes', 'y', 'si', 'sí', 'ja', 'j') "
                 f"THEN true WHEN {low} IN ('0', '0.0', 'false', 'f', 'no', 'n', 'nee', 'nej') "
-                "THEN false END"
+                "THEN false END",
+                2,
             )
             c.problems.append(
                 Problem(
@@ -283,15 +329,15 @@ class BlockCompiler:
         tz = v.timezone or self.mapping.timezone
         raw, col = c.raw, self.label(v)
         if fmt is None:
-            ts = f"try_cast({raw} AS TIMESTAMP)"
+            ts = self.x(f"try_cast({raw} AS TIMESTAMP)", 2)
             has_time = f"(length({raw}) > 10)"
             shown = "ISO 8601"
         else:
-            ts = f"try_strptime({raw}, {lit(fmt)})"
+            ts = self.x(f"try_strptime({raw}, {lit(fmt)})", 2)
             has_time = "true" if _TIME_DIRECTIVES.search(fmt) else "false"
             shown = fmt
         # The offset of the local time zone at that moment (summer time included).
-        offset = f"(epoch({ts}) - epoch(timezone({lit(tz)}, {ts})))::BIGINT"
+        offset = self.x(f"(epoch({ts}) - epoch(timezone({lit(tz)}, {ts})))::BIGINT", 3)
         tz_text = (
             f"CASE WHEN {offset} = 0 THEN 'Z' ELSE "
             f"(CASE WHEN {offset} < 0 THEN '-' ELSE '+' END) || "
@@ -301,9 +347,12 @@ class BlockCompiler:
         date_text = f"strftime({ts}, '%Y-%m-%d')"
         dt_text = f"strftime({ts}, '%Y-%m-%dT%H:%M:%S') || {tz_text}"
         if kind == "datetime":
-            c.sql = f"CASE WHEN {ts} IS NULL THEN NULL WHEN {has_time} THEN {dt_text} ELSE {date_text} END"
+            c.sql = self.x(
+                f"CASE WHEN {ts} IS NULL THEN NULL WHEN {has_time} THEN {dt_text} ELSE {date_text} END",
+                4,
+            )
         else:
-            c.sql = f"CASE WHEN {ts} IS NOT NULL THEN {date_text} END"
+            c.sql = self.x(f"CASE WHEN {ts} IS NOT NULL THEN {date_text} END", 4)
         c.problems.append(
             Problem(
                 f"{raw} IS NOT NULL AND {ts} IS NULL",
@@ -366,8 +415,9 @@ class BlockCompiler:
         joins = " ".join(self.joins)
         sql = (
             f"SELECT s._row, {lit(inst)} AS inst, {lit(block.type)} AS rt, {rid} AS __rid, "
-            f"{doc.replace('__rid__', '__rid')} AS doc, {errs} AS errs, {shape} AS shape "
-            f"FROM _src s LEFT JOIN _pid p ON p.local = {patient.raw} {joins} "
+            f"{doc.replace('__rid__', '__rid')} AS doc, {errs} AS errs, {shape} AS shape, "
+            f"p.pseudo AS patient "
+            f"FROM _srcx s LEFT JOIN _pid p ON p.local = {patient.raw} {joins} "
             f"WHERE {' AND '.join(conds)}"
         )
         return sql, list(self.conversions), list(self.joins)
@@ -823,6 +873,8 @@ class BlockCompiler:
             date = f"CASE WHEN length({d.sql}) = 10 THEN {d.sql} || 'T00:00:00Z' ELSE {d.sql} END"
             bits.append(f"{d.sql} IS NOT NULL")
         lang = self.raw(f.language) if f.language is not None else "NULL"
+        if f.language is not None:
+            problems.append(code_format_problem(lang, self.label(f.language)))
         ntype = "NULL"
         if f.note_type is not None:
             c = self.compile(f.note_type, "code")
@@ -892,7 +944,7 @@ def conversion_table(
     for variable_sql, unit_sql, joins in needs:
         other = " ".join(j for j in joins if not j.startswith("LEFT JOIN _conv "))
         rows = con.execute(
-            f"SELECT DISTINCT {variable_sql}, {unit_sql} FROM _src s {other}"
+            f"SELECT DISTINCT {variable_sql}, {unit_sql} FROM _srcx s {other}"
         ).fetchall()
         found.update((v, u) for v, u in rows)
     cols: dict[str, list[Any]] = {

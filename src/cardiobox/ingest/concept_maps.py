@@ -10,6 +10,7 @@ types for Observations.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from cardiobox.errors import InputError, Location
 from cardiobox.ingest.mapping import ConceptMapSpec
 
 COLUMNS = ("local_code", "system", "code", "display")
+#: A FHIR code: no whitespace at the ends, single whitespace characters inside.
+_CODE = re.compile(r"\S+(\s\S+)*")
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,13 @@ def load_concept_map(
         if not local or not code:
             raise InputError(
                 f"concept map {name!r}: every row needs a local_code and a code",
+                rule="concept-map",
+                location=where,
+            )
+        if not _CODE.fullmatch(code) or (system and " " in system):
+            raise InputError(
+                f"concept map {name!r}: {code!r} is not a valid code (no spaces at the ends, "
+                "single spaces inside) or the system has spaces",
                 rule="concept-map",
                 location=where,
             )

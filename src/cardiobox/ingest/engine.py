@@ -94,7 +94,7 @@ def _pseudonyms(
     locals_: set[str] = set()
     for expr in exprs:
         locals_.update(
-            v for (v,) in con.execute(f"SELECT DISTINCT {expr} FROM _src s").fetchall() if v
+            v for (v,) in con.execute(f"SELECT DISTINCT {expr} FROM _srcx s").fetchall() if v
         )
     ordered = sorted(locals_)
     con.register(
@@ -154,6 +154,7 @@ class MappingRun:
         for block in m.resources:
             for suffix, fields in block.instances():
                 instances.append(compiler.instance_sql(block, suffix, fields, patient, row_key))
+        compiler.materialise()
         compiler.build_lookups()
         _pseudonyms(con, "_pid", "Patient", [patient.raw], self.key)
         _pseudonyms(con, "_eid", "Encounter", sorted(compiler.encounter_exprs), self.key)
@@ -205,7 +206,7 @@ class MappingRun:
         con.execute(
             f"""INSERT INTO _stage
             SELECT row_number() OVER (), {source}, _row, NULL, doc, _row, shape,
-                {provenance} || ',"block":' || to_json(inst) || '}}'
+                {provenance} || ',"block":' || to_json(inst) || '}}', patient, rt, __rid
             FROM _gen WHERE len(errs) = 0"""
         )
         # Each source row, as JSON of its columns, for the quarantine (only rejected rows are
@@ -317,7 +318,7 @@ def check_mapping(mapping_path: str | Path, source: str | Path | None = None) ->
         unmapped = []
         for lk in compiler.lookups:
             for value, n in con.execute(
-                f"""SELECT {lk.expr} AS v, count(*) FROM _src s
+                f"""SELECT {lk.expr} AS v, count(*) FROM _srcx s
                 LEFT JOIN {lk.table} x ON x.val = {lk.expr}
                 WHERE {lk.expr} IS NOT NULL AND x.code IS NULL GROUP BY 1 ORDER BY 2 DESC"""
             ).fetchall():
@@ -395,7 +396,9 @@ def run_mapping(
     with SiteStore(site_path) as store:
         if not (dry_run and not key_path.exists()):
             _check_key(store, key, record=not dry_run)
-        load = store.load_staged(run.fill, str(path), "ingest", dry_run=dry_run, progress=prog)
+        load = store.load_staged(
+            run.fill, str(path), "ingest", dry_run=dry_run, progress=prog, trusted_shapes=True
+        )
     info = run.info
     assert info is not None
     report.source = info.path

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from cardiobox.errors import InputError, Location
 from cardiobox.ingest.mapping import Source
+from cardiobox.store.readers import newline_option
 
 
 @dataclass
@@ -160,7 +161,8 @@ def _number_lines(
             SELECT line FROM (
                 SELECT row_number() OVER () AS line, raw FROM read_csv({_sql_literal(str(path))},
                     columns = {{'raw': 'VARCHAR'}}, header = false, delim = chr(1), quote = '',
-                    escape = '', auto_detect = false, new_line = '\\n', strict_mode = false,
+                    escape = '', auto_detect = false, new_line = '{newline_option(path)}',
+                    strict_mode = false,
                     parallel = false, encoding = {_sql_literal(source.encoding)},
                     max_line_size = 16777216)
             )

@@ -110,7 +110,7 @@ class ImportReport:
 STAGE_DDL = """
 CREATE OR REPLACE TEMP TABLE _stage (
     seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, raw VARCHAR,
-    grp BIGINT, shape VARCHAR, provenance VARCHAR
+    grp BIGINT, shape VARCHAR, provenance VARCHAR, patient VARCHAR, rt VARCHAR, rid VARCHAR
 );
 CREATE OR REPLACE TEMP TABLE _rejected (
     seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, rt VARCHAR, rid VARCHAR,
@@ -144,9 +144,11 @@ class Importer:
         fhir_version: str | None = None,
         progress: Progress | None = None,
         kind: str = "fhir-import",
+        trusted_shapes: bool = False,
     ):
         self.con = con
         self.kind = kind
+        self.trusted_shapes = trusted_shapes
         self.fhir_version = normalise_version(fhir_version) if fhir_version else None
         self.progress = progress or (lambda _phase, _n, _total: None)
         self.load_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
@@ -187,11 +189,12 @@ class Importer:
                 f"""INSERT INTO _stage
                 SELECT {seq} + line - 1, ?, line, NULL,
                     CASE WHEN suffix(raw, chr(13)) THEN rtrim(raw, chr(13)) ELSE raw END,
-                    NULL, NULL, NULL
+                    NULL, NULL, NULL, NULL, NULL, NULL
                 FROM (
                     SELECT row_number() OVER () AS line, raw FROM read_csv(?,
                         columns = {{'raw': 'VARCHAR'}}, header = false, delim = chr(1),
-                        quote = '', escape = '', auto_detect = false, new_line = '\\n',
+                        quote = '', escape = '', auto_detect = false,
+                        new_line = '{readers.newline_option(path)}',
                         strict_mode = false, parallel = false, max_line_size = 536870912)
                 ) WHERE raw IS NOT NULL AND NOT regexp_full_match(raw, '\\s*')""",
                 [str(path), str(path)],
@@ -220,7 +223,9 @@ class Importer:
                     }
                 )
                 con.register("_chunk", table)
-                con.execute("INSERT INTO _stage SELECT *, NULL, NULL, NULL FROM _chunk")
+                con.execute(
+                    "INSERT INTO _stage SELECT *, NULL, NULL, NULL, NULL, NULL, NULL FROM _chunk"
+                )
                 con.unregister("_chunk")
                 seq += n
             for r in chunk.rejected:
@@ -297,11 +302,16 @@ class Importer:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _items AS
             WITH keyed AS (
-                SELECT s.seq, s.file, s.line, s.entry, s.grp, s.shape, s.provenance,
+                SELECT s.seq, s.file, s.line, s.entry, s.grp, s.shape, s.provenance, s.patient,
                     v.fhir_version, s.raw AS doc,
-                    -- try(): NULL for text that is not JSON, so each item is parsed twice.
-                    try(json_type(s.raw, ['$', '$.resourceType', '$.id'])) AS kt,
-                    try(json_extract_string(s.raw, ['$.resourceType', '$.id'])) AS kv
+                    -- try(): NULL for text that is not JSON, so each item is parsed twice;
+                    -- a producer that built the resource gives its type and id itself.
+                    CASE WHEN s.rt IS NULL
+                         THEN try(json_type(s.raw, ['$', '$.resourceType', '$.id']))
+                         ELSE ['OBJECT', 'VARCHAR', 'VARCHAR'] END AS kt,
+                    CASE WHEN s.rt IS NULL
+                         THEN try(json_extract_string(s.raw, ['$.resourceType', '$.id']))
+                         ELSE [s.rt, s.rid] END AS kv
                 FROM _stage s JOIN _versions v USING (file)
             ), typed AS (
                 SELECT * EXCLUDE (kt, kv), kt IS NOT NULL AS ok, kt[1] AS jt,
@@ -310,7 +320,8 @@ class Importer:
                     kt[2] AS rt_type, kt[3] AS id_type
                 FROM keyed
             )
-            SELECT i.seq, i.file, i.line, i.entry, i.grp, i.shape, i.provenance, i.fhir_version,
+            SELECT i.seq, i.file, i.line, i.entry, i.grp, i.shape, i.provenance, i.patient,
+                i.fhir_version,
                 i.doc, NULL::VARCHAR AS source_doc, i.rt, i.rid,
                 CASE WHEN NOT ok THEN 'invalid-json'
                      WHEN jt <> 'OBJECT' THEN 'not-a-resource'
@@ -412,7 +423,10 @@ class Importer:
             )
             self.progress(f"validating FHIR {version} structure", 0, None)
             failures = validator.validate(
-                "_to_check", version, lambda n: self.progress("validating (exact)", n, None)
+                "_to_check",
+                version,
+                lambda n: self.progress("validating (exact)", n, None),
+                trusted_shapes=self.trusted_shapes,
             )
             self._hint_other_release(failures, version)
             self._reject(failures)
@@ -518,7 +532,8 @@ class Importer:
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _accepted AS
             SELECT seq, rt, rid, md5(doc) AS hash,
-                CASE WHEN rt = 'Patient' THEN rid ELSE regexp_extract(
+                CASE WHEN patient IS NOT NULL THEN patient
+                     WHEN rt = 'Patient' THEN rid ELSE regexp_extract(
                     list_filter(json_extract_string(doc, ['$.subject.reference',
                         '$.patient.reference']), lambda r: r IS NOT NULL)[1],
                     '(?:^|/)Patient/([A-Za-z0-9\\-\\.]{1,64})$', 1) END AS patient_ref

@@ -277,6 +277,17 @@ def read_json(path: Path) -> Chunk:
     return chunk
 
 
+def newline_option(path: Path) -> str:
+    r"""DuckDB's ``new_line`` option for a text file: ``\r\n`` (Windows) or ``\n``.
+
+    Read from the file's first 64 KiB. Told explicitly, DuckDB's line reader keeps line
+    numbers exact; left to itself it would take a Windows file's ``\r`` for a line break.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16)
+    return "\\r\\n" if b"\r\n" in head else "\\n"
+
+
 def is_plain_ndjson(path: Path) -> bool:
     """True for uncompressed NDJSON, which DuckDB can read directly."""
     return str(path).endswith((".ndjson", ".jsonl"))

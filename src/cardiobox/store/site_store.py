@@ -147,6 +147,7 @@ class SiteStore:
         kind: str,
         dry_run: bool = False,
         progress: Progress | None = None,
+        trusted_shapes: bool = False,
     ) -> ImportReport:
         """Load resources that a producer (the ingestion engine) stages itself.
 
@@ -168,9 +169,13 @@ class SiteStore:
             Validate everything, then roll back: the store is not changed.
         progress : callable, optional
             ``progress(phase, n_done, total)``.
+        trusted_shapes : bool
+            The producer guarantees that items of one ``shape`` come from one template with
+            validly formatted values: one item per shape is validated structurally (the data
+            model's profile rules still run on every item).
         """
         started = time.perf_counter()
-        importer = Importer(self.con, R5, progress, kind=kind)
+        importer = Importer(self.con, R5, progress, kind=kind, trusted_shapes=trusted_shapes)
         try:
             importer.begin()
             fill(self.con)

@@ -1,3 +1,0 @@
-"""CLI tests reuse the ingestion fixtures."""
-
-from tests.ingest.conftest import extract  # noqa: F401
