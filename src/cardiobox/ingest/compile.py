@@ -159,8 +159,8 @@ class BlockCompiler:
         self.dictionary = load_dictionary()
         self.lookups: list[Lookup] = []
         self.decimal = mapping.source.decimal
-        #: local-encounter expressions whose pseudonyms are needed (``_eid``)
-        self.encounter_exprs: set[str] = set()
+        #: local-encounter expressions whose pseudonyms are needed (``_eid``), by first use
+        self.encounter_exprs: dict[str, int] = {}
         # Per instance: the joins its SQL needs, and its (variable, unit) conversions.
         self.joins: list[str] = []
         self.conversions: list[tuple[str, str]] = []
@@ -221,8 +221,8 @@ class BlockCompiler:
 
     def encounter_id(self, raw: str) -> str:
         """SQL of the pseudonym of a local encounter id (joined from ``_eid``)."""
-        self.encounter_exprs.add(raw)
-        alias = f"e{sorted(self.encounter_exprs).index(raw)}"
+        # Aliases follow first use, so they never change once a join refers to them.
+        alias = f"e{self.encounter_exprs.setdefault(raw, len(self.encounter_exprs))}"
         self.join(f"LEFT JOIN _eid {alias} ON {alias}.local = {raw}")
         return f"{alias}.pseudo"
 

@@ -23,6 +23,7 @@ from cardiobox.errors import InputError, Location
 from cardiobox.ingest.compile import (
     BlockCompiler,
     Compiled,
+    Problem,
     conversion_table,
     dictionary_tables,
     lit,
@@ -234,9 +235,8 @@ class MappingRun:
         con.execute("DROP TABLE _gen")
 
 
-def _missing_patient(patient: Compiled) -> Any:
-    from cardiobox.ingest.compile import Problem
-
+def _missing_patient(patient: Compiled) -> Problem:
+    """Every row needs a patient: a row without one is quarantined."""
     return Problem(
         f"{patient.raw} IS NULL",
         "missing-patient",
