@@ -129,7 +129,6 @@ class Compiled:
     system: str | None = None  # for codes
     display: str | None = None  # for codes
     variable: str | None = None  # for codes looked up in a concept map
-    is_const: bool = False
 
 
 @dataclass
@@ -197,6 +196,10 @@ class BlockCompiler:
             return lit(str(v.const).lower() if isinstance(v.const, bool) else str(v.const))
         return self.x(f"NULLIF(trim(CAST(({v.expr}) AS VARCHAR)), '')", 1)
 
+    def dotted(self, text_sql: str) -> str:
+        """A number's text with the source's decimal comma turned into a point."""
+        return f"replace({text_sql}, ',', '.')" if self.decimal == "," else text_sql
+
     def label(self, v: Value) -> str:
         """How a value is named in messages (its expression)."""
         return str(v.expr) if v.expr is not None else f"const {v.const!r}"
@@ -254,7 +257,7 @@ class BlockCompiler:
         """
         raw = self.raw(v)
         col = self.label(v)
-        c = Compiled(raw=raw, sql=raw, is_const=v.const is not None)
+        c = Compiled(raw=raw, sql=raw)
         if v.map:
             lk = self.lookup(v)
             c.sql = f"{lk.alias}.code"
@@ -277,8 +280,7 @@ class BlockCompiler:
             return c
         vtype = v.type or (kind if kind in ("decimal", "integer", "boolean") else None)
         if vtype == "decimal":
-            text = f"replace({raw}, ',', '.')" if self.decimal == "," else raw
-            c.sql = self.x(f"try_cast({text} AS DOUBLE)", 2)
+            c.sql = self.x(f"try_cast({self.dotted(raw)} AS DOUBLE)", 2)
             c.problems.append(
                 Problem(
                     f"{raw} IS NOT NULL AND ({c.sql} IS NULL OR NOT isfinite({c.sql}))",
@@ -290,7 +292,7 @@ class BlockCompiler:
             )
         elif vtype == "integer":
             # "3" and "3.0" are whole numbers; "3.5" is not.
-            as_double = f"try_cast({'replace(' + raw + ', chr(44), chr(46))' if self.decimal == ',' else raw} AS DOUBLE)"
+            as_double = f"try_cast({self.dotted(raw)} AS DOUBLE)"
             c.sql = self.x(
                 f"CASE WHEN {as_double} = trunc({as_double}) THEN {as_double}::BIGINT END", 2
             )
@@ -377,10 +379,10 @@ class BlockCompiler:
     def instance_sql(
         self, block: Block, suffix: str, f: BlockFields, patient: Compiled, row_key: str
     ) -> tuple[str, list[tuple[str, str]], list[str]]:
-        """The SELECT making one block instance's resources from ``_src``.
+        """The SELECT making one block instance's resources from ``_srcx``.
 
-        Returns the SQL (with the placeholder ``{joins}`` already filled), the (variable,
-        unit) pairs whose conversions it needs, and the joins (for computing those pairs).
+        Returns the SQL (its joins included), the (variable, unit) pairs whose conversions it
+        needs, and its joins (to find those pairs in the data).
         """
         inst = f"{block.id}#{suffix}" if suffix else block.id
         self.joins = []
@@ -554,8 +556,8 @@ class BlockCompiler:
             self.conversions.append((variable, u.raw))
             number = (
                 f"CASE WHEN {conv}.factor = 1 AND {conv}.offset = 0 AND regexp_full_match("
-                f"{'replace(' + val.raw + ', chr(44), chr(46))' if self.decimal == ',' else val.raw}, '{_JSON_NUMBER}') "
-                f"THEN {'replace(' + val.raw + ', chr(44), chr(46))' if self.decimal == ',' else val.raw} "
+                f"{self.dotted(val.raw)}, '{_JSON_NUMBER}') "
+                f"THEN {self.dotted(val.raw)} "
                 f"ELSE CAST(round({val.sql} * {conv}.factor + {conv}.offset, 6) AS VARCHAR) END"
             )
             problems.append(

@@ -126,19 +126,7 @@ class SiteStore:
         except BaseException:
             self._drop_temp()
             raise
-        self.con.begin()
-        try:
-            importer.judge(versions)
-            report = importer.write(files, versions, started)
-            self._commit()
-        except BaseException:
-            self.con.rollback()
-            raise
-        finally:
-            self._drop_temp()
-            self.con.execute("RESET preserve_insertion_order")
-        report.seconds = time.perf_counter() - started
-        return report
+        return self._judge_and_write(importer, files, versions, started, dry_run=False)
 
     def load_staged(
         self,
@@ -184,10 +172,24 @@ class SiteStore:
         except BaseException:
             self._drop_temp()
             raise
+        return self._judge_and_write(importer, [source], versions, started, dry_run)
+
+    def _judge_and_write(
+        self,
+        importer: Importer,
+        files: list[str],
+        versions: dict[str, str],
+        started: float,
+        dry_run: bool,
+    ) -> ImportReport:
+        """Validate the staged items and write them, all in one transaction.
+
+        A failure (or a dry run) rolls the transaction back: the store is as it was.
+        """
         self.con.begin()
         try:
             importer.judge(versions)
-            report = importer.write([source], versions, started)
+            report = importer.write(files, versions, started)
             if dry_run:
                 self.con.rollback()
             else:
