@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from cardiobox import yamlio
 from cardiobox.cdm import codes as codesys
 
 #: The seven languages of cardiobox, in the order used throughout the project.
@@ -327,7 +328,7 @@ def load_variables_file(path: Path) -> list[Variable]:
     """
     try:
         with path.open(encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh) or {}
+            doc = yamlio.safe_load(fh) or {}
     except yaml.YAMLError as exc:
         raise ValueError(f"{path.name}: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):

@@ -25,12 +25,13 @@ from typing import Any
 
 import duckdb
 import orjson
-import yaml
 
+from cardiobox import yamlio
 from cardiobox.cdm.codes import canonical_system
 from cardiobox.cdm.dictionary import DataDictionary, load_dictionary
 from cardiobox.cdm.fhir_versions import R5, model_class
 from cardiobox.cdm.findings import Finding
+from cardiobox.duck import temp_table
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class ProfileSpec:
 def load_profile_spec() -> ProfileSpec:
     """Load the packaged resource-level rules."""
     path = Path(str(resources.files("cardiobox.cdm") / "data" / "profiles.yaml"))
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc = yamlio.safe_load(path.read_text(encoding="utf-8"))
     return ProfileSpec(
         required=doc.get("required", {}),
         patient_reference=doc.get("patient_reference", {}),
@@ -76,14 +77,43 @@ def _struct(severity: str, rule: str, element: str, message_sql: str) -> str:
     )
 
 
-def _type_rules_sql(spec: ProfileSpec, rtype: str) -> str | None:
-    """One scan over the resources of one type, returning all its resource-level findings.
+@dataclass
+class _TypeRules:
+    """The resource-level rules of one type, over ``x``: the values at ``paths``."""
 
-    Every value the rules need is read with one multi-path ``json_extract_string`` call, so
-    each resource is parsed once; only resources with more than two codings in a bound
-    element are parsed again.
+    rtype: str
+    paths: list[str]
+    cases: list[tuple[str, str]]  # (condition, finding struct)
+
+    def extract_sql(self) -> str:
+        """``x``: every value the rules read, from one parse of ``doc``."""
+        return f"json_extract_string(doc, [{', '.join(_sql_str(p) for p in self.paths)}])"
+
+    def found_sql(self) -> str:
+        """The list of findings of a resource; NULL (cheap) when it breaks no rule."""
+        findings = ", ".join(f"CASE WHEN {cond} THEN {struct} END" for cond, struct in self.cases)
+        broken = " OR ".join(f"coalesce({cond}, false)" for cond, _ in self.cases)
+        return f"CASE WHEN {broken} THEN [{findings}] END"
+
+    def findings_sql(self) -> str:
+        """The findings of every resource of the type, in one scan."""
+        return (
+            "SELECT seq, f.severity, f.rule, f.element, f.message FROM ("
+            f"SELECT seq, unnest(found) AS f FROM (SELECT seq, {self.found_sql()} AS found "
+            f"FROM (SELECT seq, doc, {self.extract_sql()} AS x FROM items "
+            f"WHERE resource_type = {_sql_str(self.rtype)})) WHERE found IS NOT NULL"
+            ") WHERE f IS NOT NULL"
+        )
+
+
+def _type_rules(spec: ProfileSpec, rtype: str, seed: tuple[str, ...] = ()) -> _TypeRules:
+    """The rules of one type, reading every value with one multi-path extraction.
+
+    Each resource is parsed once; only resources with more than two codings in a bound
+    element are parsed again. ``seed`` paths come first in ``x`` (for other readers of the
+    same scan).
     """
-    paths: list[str] = []
+    paths: list[str] = list(seed)
 
     def at(path: str) -> str:
         if path not in paths:
@@ -148,20 +178,7 @@ def _type_rules_sql(spec: ProfileSpec, rtype: str) -> str | None:
                 ),
             )
         )
-    if not cases:
-        return None
-    extract = ", ".join(_sql_str(p) for p in paths)
-    findings = ", ".join(f"CASE WHEN {cond} THEN {struct} END" for cond, struct in cases)
-    # Only resources that break a rule pay for building the findings.
-    broken = " OR ".join(f"coalesce({cond}, false)" for cond, _ in cases)
-    return (
-        "SELECT seq, f.severity, f.rule, f.element, f.message FROM ("
-        f"SELECT seq, unnest([{findings}]) AS f FROM ("
-        f"SELECT seq, doc, json_extract_string(doc, [{extract}]) AS x FROM items "
-        f"WHERE resource_type = {_sql_str(rtype)}"
-        f") WHERE {broken}"
-        ") WHERE f IS NOT NULL"
-    )
+    return _TypeRules(rtype, paths, cases)
 
 
 def dictionary_tables(con: duckdb.DuckDBPyConnection, dictionary: DataDictionary) -> None:
@@ -184,73 +201,107 @@ def dictionary_tables(con: duckdb.DuckDBPyConnection, dictionary: DataDictionary
                 codes.append((cs.system, code, v.id, v.name("en"), v.value_type, v.unit, lo, hi))
         for a in v.answers:
             answers.append((v.id, a.system, a.code))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE cdm_codes (idx INTEGER, system VARCHAR, code VARCHAR, "
-        "variable VARCHAR, display VARCHAR, value_type VARCHAR, unit VARCHAR, lo DOUBLE, "
-        "hi DOUBLE)"
+    temp_table(
+        con,
+        "cdm_codes",
+        [
+            ("idx", "INTEGER"),
+            ("system", "VARCHAR"),
+            ("code", "VARCHAR"),
+            ("variable", "VARCHAR"),
+            ("display", "VARCHAR"),
+            ("value_type", "VARCHAR"),
+            ("unit", "VARCHAR"),
+            ("lo", "DOUBLE"),
+            ("hi", "DOUBLE"),
+        ],
+        [(i, *row) for i, row in enumerate(codes)],
     )
-    if codes:
-        con.executemany(
-            "INSERT INTO cdm_codes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(i, *row) for i, row in enumerate(codes)],
-        )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE cdm_answers (variable VARCHAR, system VARCHAR, code VARCHAR)"
+    temp_table(
+        con,
+        "cdm_answers",
+        [("variable", "VARCHAR"), ("system", "VARCHAR"), ("code", "VARCHAR")],
+        answers,
     )
-    if answers:
-        con.executemany("INSERT INTO cdm_answers VALUES (?, ?, ?)", answers)
 
 
 # Measurements: the Observation itself and each of its components, with the first coding
 # that names a dictionary variable. Components are rare; they are unnested separately.
-_MEASUREMENTS = """
-measured AS (
-    SELECT seq, 'Observation' AS prefix, doc AS node FROM items
-    WHERE resource_type = 'Observation'
-    UNION ALL
-    SELECT seq, 'Observation.component[' || (i - 1) || ']' AS prefix, comp[i] AS node
-    FROM (
-        SELECT seq, json_extract(doc, '$.component[*]') AS comp FROM items
-        WHERE resource_type = 'Observation' AND contains(doc, '"component"')
-    ), range(1, len(comp) + 1) AS r(i)
-),
+_MEASURE_PATHS = (
+    "$.code.coding[0].system",
+    "$.code.coding[0].code",
+    "$.code.coding[1].system",
+    "$.code.coding[1].code",
+    "$.code.coding[2]",
+    "$.valueQuantity",
+    "$.valueQuantity.value",
+    "$.valueQuantity.code",
+    "$.valueQuantity.unit",
+    "$.valueCodeableConcept",
+    "$.valueString",
+    "$.dataAbsentReason",
+)
+# What the measurement rules need of a node (an Observation or a component), from ``x`` (the
+# values at _MEASURE_PATHS first) and ``node``: small columns, cheap to keep.
+_MEASURE_COLUMNS = """
+    coalesce(
+        code_index.m[x[1] || '|' || x[2]],
+        code_index.m[x[3] || '|' || x[4]],
+        CASE WHEN x[5] IS NOT NULL THEN list_filter(list_transform(
+            list_zip(json_extract_string(node, '$.code.coding[*].system'),
+                     json_extract_string(node, '$.code.coding[*].code')),
+            lambda p: code_index.m[p[1] || '|' || p[2]]),
+        lambda i: i IS NOT NULL)[1] END
+    ) AS idx,
+    x[6] IS NOT NULL AS has_q, TRY_CAST(x[7] AS DOUBLE) AS qv, coalesce(x[8], x[9]) AS qu,
+    x[10] IS NOT NULL AS has_cc, x[11] IS NOT NULL OR x[12] IS NOT NULL AS has_other,
+    CASE WHEN x[10] IS NOT NULL
+         THEN json_extract_string(node, '$.valueCodeableConcept.coding[*].system')
+    END AS cc_systems,
+    CASE WHEN x[10] IS NOT NULL
+         THEN json_extract_string(node, '$.valueCodeableConcept.coding[*].code')
+    END AS cc_codes"""
+
+
+def _measurements_sql(obs: _TypeRules) -> str:
+    """The CTEs ``obs_scan`` and ``valued``.
+
+    ``obs_scan``: each Observation parsed once, for its own findings and its measurement
+    columns; ``valued``: each measurement joined to its dictionary variable.
+    """
+    paths = ", ".join(_sql_str(p) for p in _MEASURE_PATHS)
+    return f"""
 code_index AS (
     SELECT map(list(system || '|' || code), list(idx)) AS m FROM cdm_codes
 ),
-matched AS (
-    SELECT seq, prefix, node, x,
-        coalesce(
-            code_index.m[x[1] || '|' || x[2]],
-            code_index.m[x[3] || '|' || x[4]],
-            CASE WHEN x[5] IS NOT NULL THEN list_filter(list_transform(
-                list_zip(json_extract_string(node, '$.code.coding[*].system'),
-                         json_extract_string(node, '$.code.coding[*].code')),
-                lambda p: code_index.m[p[1] || '|' || p[2]]),
-            lambda i: i IS NOT NULL)[1] END
-        ) AS idx
+obs_scan AS MATERIALIZED (
+    SELECT seq, {obs.found_sql() if obs.cases else "NULL"} AS found, {_MEASURE_COLUMNS}
+    FROM (SELECT seq, doc, doc AS node, {obs.extract_sql()} AS x FROM items
+          WHERE resource_type = 'Observation'), code_index
+),
+measured AS (
+    SELECT seq, 'Observation' AS prefix, * EXCLUDE (seq, found) FROM obs_scan
+    UNION ALL
+    SELECT seq, 'Observation.component[' || (i - 1) || ']' AS prefix, {_MEASURE_COLUMNS}
     FROM (
-        SELECT *, json_extract_string(node, [
-            '$.code.coding[0].system', '$.code.coding[0].code',
-            '$.code.coding[1].system', '$.code.coding[1].code', '$.code.coding[2]',
-            '$.valueQuantity', '$.valueQuantity.value', '$.valueQuantity.code',
-            '$.valueQuantity.unit', '$.valueCodeableConcept', '$.valueString',
-            '$.dataAbsentReason']) AS x
-        FROM measured
+        SELECT seq, i, comp[i] AS node, json_extract_string(comp[i], [{paths}]) AS x
+        FROM (
+            SELECT seq, json_extract(doc, '$.component[*]') AS comp FROM items
+            WHERE resource_type = 'Observation' AND contains(doc, '"component"')
+        ), range(1, len(comp) + 1) AS r(i)
     ), code_index
 ),
-valued AS MATERIALIZED (
-    SELECT m.seq, m.prefix, m.node, k.*,
-        x[6] AS q, TRY_CAST(x[7] AS DOUBLE) AS qv, coalesce(x[8], x[9]) AS qu,
-        x[10] IS NOT NULL AS has_cc, x[11] IS NOT NULL OR x[12] IS NOT NULL AS has_other
-    FROM matched m JOIN cdm_codes k USING (idx)
+valued AS (
+    SELECT m.*, k.* EXCLUDE (idx) FROM measured m JOIN cdm_codes k USING (idx)
 )
 """
+
 
 _MEASUREMENT_RULES = """
 SELECT seq, 'error', 'unit', prefix || '.valueQuantity',
     format('{} ({} {}) must be in {}, found {}', display, system, code, unit,
            coalesce(chr(39) || qu || chr(39), 'no unit'))
-FROM valued WHERE value_type = 'quantity' AND q IS NOT NULL AND qu IS DISTINCT FROM unit
+FROM valued WHERE value_type = 'quantity' AND has_q AND qu IS DISTINCT FROM unit
 UNION ALL
 SELECT seq, 'error', 'range', prefix || '.valueQuantity.value',
     format('{} of {} {} is outside the plausible range {} to {} {}', display, qv, unit, lo, hi,
@@ -260,22 +311,18 @@ FROM valued WHERE value_type = 'quantity' AND qu = unit AND qv IS NOT NULL
 UNION ALL
 SELECT seq, 'warning', 'value-type', prefix || '.value[x]',
     format('{} ({} {}) should be a Quantity in {}', display, system, code, unit)
-FROM valued WHERE value_type = 'quantity' AND q IS NULL AND NOT has_other
+FROM valued WHERE value_type = 'quantity' AND NOT has_q AND NOT has_other
 UNION ALL
 SELECT v.seq, 'error', 'answer', v.prefix || '.valueCodeableConcept',
     format('{} must be one of its allowed answers ({}), found {}', v.display,
            (SELECT string_agg(a.code, ', ') FROM cdm_answers a WHERE a.variable = v.variable),
-           coalesce(array_to_string(
-               json_extract_string(v.node, '$.valueCodeableConcept.coding[*].code'), ', '),
-               'no code'))
+           coalesce(array_to_string(v.cc_codes, ', '), 'no code'))
 FROM valued v
 WHERE v.has_cc AND EXISTS (SELECT 1 FROM cdm_answers a WHERE a.variable = v.variable)
     AND NOT EXISTS (
-        SELECT 1 FROM cdm_answers a,
-            (SELECT json_extract_string(v.node, '$.valueCodeableConcept.coding[*].system') AS s,
-                    json_extract_string(v.node, '$.valueCodeableConcept.coding[*].code') AS c) z,
-            range(1, len(z.c) + 1) AS r(i)
-        WHERE a.variable = v.variable AND a.code = z.c[i] AND a.system = z.s[i]
+        SELECT 1 FROM cdm_answers a, range(1, len(v.cc_codes) + 1) AS r(i)
+        WHERE a.variable = v.variable AND a.code = v.cc_codes[i]
+            AND a.system = v.cc_systems[i]
     )
 """
 
@@ -292,10 +339,20 @@ def profile_rules_sql() -> str:
         | set(spec.patient_reference)
         | {p.split(".", 1)[0] for p in spec.bindings}
     )
-    per_type = [q for q in (_type_rules_sql(spec, t) for t in types) if q]
+    obs = _type_rules(spec, "Observation", _MEASURE_PATHS)
+    per_type = [
+        "SELECT seq, f.severity, f.rule, f.element, f.message FROM ("
+        "SELECT seq, unnest(found) AS f FROM obs_scan WHERE found IS NOT NULL) "
+        "WHERE f IS NOT NULL"
+    ]
+    for t in types:
+        rules = _type_rules(spec, t)
+        if t != "Observation" and rules.cases:
+            per_type.append(rules.findings_sql())
+    # Observations are parsed once, for their own rules and the measurement rules.
     return (
         "WITH "
-        + _MEASUREMENTS.strip()
+        + _measurements_sql(obs).strip()
         + "\nSELECT * FROM (\n"
         + "\nUNION ALL\n".join(per_type)
         + "\nUNION ALL\n"

@@ -57,20 +57,19 @@ def jstr(sql: str) -> str:
 def member(key: str, json_sql: str, present: str | None = None) -> str:
     """One ``"key":value`` member, NULL (skipped by concat_ws) when absent."""
     body = f"'\"{key}\":' || {json_sql}"
-    cond = present if present is not None else f"({json_sql}) IS NOT NULL"
-    return f"CASE WHEN {cond} THEN {body} END"
+    # `||` is NULL when either side is: an absent value needs no test of its own.
+    return body if present is None else f"CASE WHEN {present} THEN {body} END"
 
 
 def obj(*members: str) -> str:
     """A JSON object from members; NULL when every member is absent."""
-    inner = f"concat_ws(',', {', '.join(members)})"
-    return f"CASE WHEN {inner} <> '' THEN '{{' || {inner} || '}}' END"
+    # Each member appears once in the SQL: nesting must not double the expression's size.
+    return f"nullif('{{' || concat_ws(',', {', '.join(members)}) || '}}', '{{}}')"
 
 
 def arr(*items: str) -> str:
     """A JSON array of items (NULL items skipped); NULL when empty."""
-    inner = f"concat_ws(',', {', '.join(items)})"
-    return f"CASE WHEN {inner} <> '' THEN '[' || {inner} || ']' END"
+    return f"nullif('[' || concat_ws(',', {', '.join(items)}) || ']', '[]')"
 
 
 def coding(system_sql: str, code_sql: str, display_sql: str = "NULL") -> str:
@@ -89,7 +88,7 @@ def coding(system_sql: str, code_sql: str, display_sql: str = "NULL") -> str:
 def concept(system_sql: str, code_sql: str, display_sql: str = "NULL") -> str:
     """A CodeableConcept JSON object with one coding (NULL when there is no code)."""
     c = coding(system_sql, code_sql, display_sql)
-    return f"CASE WHEN ({c}) IS NOT NULL THEN '{{\"coding\":[' || ({c}) || ']}}' END"
+    return f"'{{\"coding\":[' || ({c}) || ']}}'"
 
 
 @dataclass
@@ -129,6 +128,8 @@ class Compiled:
     system: str | None = None  # for codes
     display: str | None = None  # for codes
     variable: str | None = None  # for codes looked up in a concept map
+    #: for decimals: the source text when it is already a JSON number (kept as written)
+    json_number: str | None = None
 
 
 @dataclass
@@ -180,15 +181,14 @@ class BlockCompiler:
 
     def materialise(self) -> None:
         """Create ``_srcx``: ``_src`` plus every registered expression, level by level."""
-        self.con.execute("CREATE OR REPLACE TEMP TABLE _srcx AS SELECT * FROM _src")
-        levels = sorted({level for level, _ in self.derived.values()})
-        for level in levels:
+        # One statement of nested projections: the table is written once, not once a level.
+        query = "SELECT * FROM _src"
+        for level in sorted({level for level, _ in self.derived.values()}):
             cols = ", ".join(
                 f'{sql} AS "{alias}"' for sql, (lv, alias) in self.derived.items() if lv == level
             )
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _srcx AS SELECT s.*, {cols} FROM _srcx s"
-            )
+            query = f"SELECT s.*, {cols} FROM ({query}) s"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _srcx AS {query}")
 
     def raw(self, v: Value) -> str:
         """SQL text of a value before typing (NULL when absent)."""
@@ -281,6 +281,10 @@ class BlockCompiler:
         vtype = v.type or (kind if kind in ("decimal", "integer", "boolean") else None)
         if vtype == "decimal":
             c.sql = self.x(f"try_cast({self.dotted(raw)} AS DOUBLE)", 2)
+            dotted = self.dotted(raw)
+            c.json_number = self.x(
+                f"CASE WHEN regexp_full_match({dotted}, '{_JSON_NUMBER}') THEN {dotted} END", 2
+            )
             c.problems.append(
                 Problem(
                     f"{raw} IS NOT NULL AND ({c.sql} IS NULL OR NOT isfinite({c.sql}))",
@@ -554,10 +558,14 @@ class BlockCompiler:
                 f"AND cv.unit IS NOT DISTINCT FROM {u.raw}"
             )
             self.conversions.append((variable, u.raw))
+            # Unconverted numbers keep their text (1.50 stays 1.50).
+            text = val.json_number or (
+                f"CASE WHEN regexp_full_match({self.dotted(val.raw)}, '{_JSON_NUMBER}') "
+                f"THEN {self.dotted(val.raw)} END"
+            )
             number = (
-                f"CASE WHEN {conv}.factor = 1 AND {conv}.offset = 0 AND regexp_full_match("
-                f"{self.dotted(val.raw)}, '{_JSON_NUMBER}') "
-                f"THEN {self.dotted(val.raw)} "
+                f"CASE WHEN {conv}.factor = 1 AND {conv}.offset = 0 "
+                f"AND {text} IS NOT NULL THEN {text} "
                 f"ELSE CAST(round({val.sql} * {conv}.factor + {conv}.offset, 6) AS VARCHAR) END"
             )
             problems.append(
@@ -570,11 +578,10 @@ class BlockCompiler:
                 )
             )
             unit_code = f"{conv}.target"
-            quantity = obj(
-                member("value", number, "true"),
-                member("unit", jstr(unit_code), f"{unit_code} IS NOT NULL"),
-                member("system", f"'\"{UCUM}\"'", f"{unit_code} IS NOT NULL"),
-                member("code", jstr(unit_code), f"{unit_code} IS NOT NULL"),
+            # value, then unit, system and code together (all NULL without a unit)
+            quantity = (
+                f"'{{\"value\":' || {number} || coalesce(',\"unit\":' || {jstr(unit_code)} "
+                f"|| ',\"system\":\"{UCUM}\",\"code\":' || {jstr(unit_code)}, '') || '}}'"
             )
             bits.append(f"{unit_code} IS NOT NULL")
             return [member("valueQuantity", quantity, f"{val.sql} IS NOT NULL")]

@@ -127,6 +127,7 @@ class MappingRun:
         self.key = key
         self.progress = progress
         self.info: SourceInfo | None = None
+        self.instances = 0
 
     def fill(self, con: duckdb.DuckDBPyConnection) -> None:
         """Fill the store's staging tables (``_stage``, ``_groups``, ``_rejected``)."""
@@ -135,7 +136,7 @@ class MappingRun:
         self._stage(con, self.info)
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> BlockCompiler:
-        """Read the source and build every resource into ``_gen`` (nothing is stored)."""
+        """Read the source and build every resource into ``_stage_data`` (nothing is stored)."""
         m = self.mapping
         self.progress("reading source", 0, None)
         info = load_source(con, m.source, self.base, self.override)
@@ -163,8 +164,12 @@ class MappingRun:
             con, [(var, unit, joins) for _sql, convs, joins in instances for var, unit in convs]
         )
         self.progress("building resources", 0, None)
-        union = " UNION ALL ".join(f"({sql})" for sql, _c, _j in instances)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _gen AS {union}")
+        # __ord numbers the instances, so that (_row, __ord) identifies a resource.
+        self.instances = len(instances)
+        union = " UNION ALL ".join(
+            f"(SELECT {k} AS __ord, * FROM ({sql}))" for k, (sql, _c, _j) in enumerate(instances)
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _stage_data AS {union}")
         return compiler
 
     def _bind_check(self, con: duckdb.DuckDBPyConnection, compiler: BlockCompiler) -> None:
@@ -202,13 +207,16 @@ class MappingRun:
             f"""INSERT INTO _rejected
             SELECT -row_number() OVER (), {source}, _row, NULL, rt, NULL, e.rule, e.column,
                 e.message, NULL, NULL, _row
-            FROM (SELECT _row, rt, unnest(errs) AS e FROM _gen WHERE len(errs) > 0)"""
+            FROM (SELECT _row, rt, unnest(errs) AS e FROM _stage_data WHERE len(errs) > 0)"""
         )
+        # A view, not a copy: the store reads it once, into its own table of items.
         con.execute(
-            f"""INSERT INTO _stage
-            SELECT row_number() OVER (), {source}, _row, NULL, doc, _row, shape,
-                {provenance} || ',"block":' || to_json(inst) || '}}', patient, rt, __rid
-            FROM _gen WHERE len(errs) = 0"""
+            f"""DROP TABLE _stage; CREATE TEMP VIEW _stage AS
+            SELECT _row * {self.instances} + __ord AS seq, {source} AS file, _row AS line,
+                NULL::INTEGER AS entry, doc AS raw, _row AS grp, shape,
+                {provenance} || ',"block":' || to_json(inst) || '}}' AS provenance, patient, rt,
+                __rid AS rid
+            FROM _stage_data WHERE len(errs) = 0"""
         )
         # Each source row, as JSON of its columns, for the quarantine (only rejected rows are
         # ever read from this view).
@@ -232,7 +240,6 @@ class MappingRun:
                     NULL, 'malformed-row', NULL, message, NULL, raw, NULL FROM _bad_arrow"""
             )
             con.unregister("_bad_arrow")
-        con.execute("DROP TABLE _gen")
 
 
 def _missing_patient(patient: Compiled) -> Problem:
@@ -311,7 +318,7 @@ def check_mapping(mapping_path: str | Path, source: str | Path | None = None) ->
             for rule, column, n, examples in con.execute(
                 """SELECT e.rule, e.column, count(DISTINCT _row),
                     list(DISTINCT 'row ' || _row || ': ' || e.message)[1:3]
-                FROM (SELECT _row, unnest(errs) AS e FROM _gen WHERE len(errs) > 0)
+                FROM (SELECT _row, unnest(errs) AS e FROM _stage_data WHERE len(errs) > 0)
                 GROUP BY ALL ORDER BY 3 DESC"""
             ).fetchall()
         ]
@@ -329,7 +336,7 @@ def check_mapping(mapping_path: str | Path, source: str | Path | None = None) ->
                 "SELECT variable, unit, error FROM _conv WHERE error IS NOT NULL ORDER BY 1, 2"
             ).fetchall()
         ]
-        resources = int(con.execute("SELECT count(*) FROM _gen").fetchall()[0][0])
+        resources = int(con.execute("SELECT count(*) FROM _stage_data").fetchall()[0][0])
     finally:
         con.close()
     return CheckReport(

@@ -39,7 +39,7 @@ class SiteKey:
         ``kind`` (``Patient``, ``Encounter``) keeps ids of different kinds apart.
         """
         msg = f"{kind}|{local_id}".encode()
-        return hmac.new(self.key, msg, hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(self.key, msg, "sha256").hex()[:32]  # one-shot: fast in C
 
 
 def key_path_for(store: Path, key_file: str | Path | None) -> Path:

@@ -74,7 +74,7 @@ def _normalise_nulls(
         for c in columns
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _src AS SELECT _row, {cols} FROM {table}")
-    con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute("DROP TABLE IF EXISTS _src_read")
 
 
 def _header(path: Path, delim: str, source: Source) -> list[str]:
@@ -139,16 +139,17 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> Sou
         ).fetchall()
     ]
     info = SourceInfo(str(path), list(names), 0, bad)
-    _number_lines(con, source, path, bad, info)
-    _normalise_nulls(con, "_src_read", list(names), source.null_values)
+    numbered = _number_lines(con, source, path, bad, info)
+    _normalise_nulls(con, numbered, list(names), source.null_values)
+    con.execute("DROP TABLE IF EXISTS _lines")
     info.rows = int(con.execute("SELECT count(*) FROM _src").fetchall()[0][0])
     return info
 
 
 def _number_lines(
     con: duckdb.DuckDBPyConnection, source: Source, path: Path, bad: list[BadRow], info: SourceInfo
-) -> None:
-    """Give each accepted record its line in the file (or its position, as a fallback).
+) -> str:
+    """A query giving each accepted record its line in the file (or its position).
 
     DuckDB's reader skips blank lines and keeps rejected lines apart; the k-th accepted record
     is on the k-th line that is neither the header, blank, nor rejected — unless a quoted field
@@ -176,17 +177,9 @@ def _number_lines(
     accepted = con.execute("SELECT count(*) FROM _src_read").fetchall()[0][0]
     candidates = con.execute("SELECT count(*) FROM _lines").fetchall()[0][0]
     if accepted == candidates:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _src_read AS SELECT l.line AS _row, r.* EXCLUDE (_k) "
-            "FROM _src_read r JOIN _lines l ON l.k = r._k"
-        )
-    else:
-        info.numbering = "row"
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _src_read AS SELECT _k AS _row, * EXCLUDE (_k) "
-            "FROM _src_read"
-        )
-    con.execute("DROP TABLE _lines")
+        return "(SELECT l.line AS _row, r.* FROM _src_read r JOIN _lines l ON l.k = r._k)"
+    info.numbering = "row"
+    return "(SELECT _k AS _row, * FROM _src_read)"
 
 
 def _from_arrow(

@@ -48,9 +48,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cardiobox import yamlio
 from cardiobox.cdm import load_dictionary
 from cardiobox.errors import InputError
 
@@ -273,7 +273,7 @@ def _data_path() -> Path:
 def _table() -> _Table:
     path = _data_path()
     with path.open(encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
+        raw = yamlio.safe_load(fh)
     try:
         spec = _TableSpec.model_validate(raw)
     except ValidationError as exc:

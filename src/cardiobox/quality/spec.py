@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from cardiobox import yamlio
 from cardiobox.errors import InputError, Location
 
 #: The Kahn framework's categories, in report order.
@@ -293,7 +294,7 @@ def _load(source: str) -> CheckSet:
     from cardiobox.quality import generators
 
     try:
-        doc = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+        doc = yamlio.safe_load(Path(source).read_text(encoding="utf-8"))
     except OSError as exc:
         raise _error(f"cannot read the checks file: {exc.strerror}", source) from exc
     except yaml.YAMLError as exc:

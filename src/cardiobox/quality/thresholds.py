@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from cardiobox import yamlio
 from cardiobox.errors import InputError, Location
 from cardiobox.quality.spec import CATEGORIES, Check, CheckSet
 
@@ -119,7 +120,7 @@ def load_thresholds(path: str | Path | None, checks: CheckSet) -> Thresholds:
         return Thresholds(defaults=dict(checks.thresholds))
     file = str(path)
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        doc = yamlio.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise _error("no such thresholds file", file) from None
     except OSError as exc:

@@ -43,6 +43,7 @@ from cardiobox.cdm.jsontext import dumps, loads_exact
 from cardiobox.cdm.profile import dictionary_tables, profile_rules_sql
 from cardiobox.cdm.r4_to_r5 import CONVERTERS, convert_r4_to_r5
 from cardiobox.cdm.structure import structural_findings
+from cardiobox.duck import temp_table
 from cardiobox.errors import InputError, Location
 from cardiobox.store import readers
 from cardiobox.store.db import one, scalar_int
@@ -292,8 +293,7 @@ class Importer:
         con.execute("CREATE OR REPLACE TEMP TABLE _versions AS SELECT * FROM _versions_arrow")
         con.unregister("_versions_arrow")
         known = [(v, t) for v in set(versions.values()) for t in resource_types(v)]
-        con.execute("CREATE OR REPLACE TEMP TABLE _known (fhir_version VARCHAR, rt VARCHAR)")
-        con.executemany("INSERT INTO _known VALUES (?, ?)", known)
+        temp_table(con, "_known", [("fhir_version", "VARCHAR"), ("rt", "VARCHAR")], known)
         self.progress("checking JSON", 0, None)
         # Line numbers are fixed now; the rest needs no particular row order.
         con.execute("SET preserve_insertion_order = false")
@@ -349,8 +349,12 @@ class Importer:
                 END AS early_message
             FROM typed i LEFT JOIN _known k ON k.rt = i.rt AND k.fhir_version = i.fhir_version"""
         )
-        # The staged text now lives in _items; free it.
-        con.execute("DROP TABLE _stage")
+        # The staged text now lives in _items; free it (a producer's view and its table too).
+        is_view = con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '_stage'"
+        ).fetchall()[0][0]
+        con.execute(f"DROP {'VIEW' if is_view else 'TABLE'} _stage")
+        con.execute("DROP TABLE IF EXISTS _stage_data")
         con.execute(
             """INSERT INTO _rejected
             SELECT seq, file, line, entry, rt, rid, early_rule, early_element, early_message,
@@ -464,8 +468,7 @@ class Importer:
         """Convert R4/R4B resources of the data model's types to R5 (kept: the original)."""
         con = self.con
         triggers = [(rt, key) for rt, (_f, keys) in CONVERTERS.items() for key in keys]
-        con.execute("CREATE OR REPLACE TEMP TABLE _triggers (rt VARCHAR, k VARCHAR)")
-        con.executemany("INSERT INTO _triggers VALUES (?, ?)", triggers)
+        temp_table(con, "_triggers", [("rt", "VARCHAR"), ("k", "VARCHAR")], triggers)
         todo = con.execute(
             """SELECT seq, doc FROM _items i
             WHERE fhir_version <> ? AND rt IN (SELECT rt FROM _triggers)

@@ -141,7 +141,9 @@ class SiteStore:
 
         ``fill(con)`` inserts into the temporary tables ``_stage`` (the resources, FHIR R5,
         with ``grp`` = their source row, ``shape`` and ``provenance``), ``_groups`` (each source
-        row: file, line, raw text) and ``_rejected`` (rows the producer already rejected).
+        row: file, line, raw text) and ``_rejected`` (rows the producer already rejected). It
+        may instead replace ``_stage`` by a view of the same columns over a table
+        ``_stage_data``, which saves a copy; ``_stage_data`` is dropped once it has been read.
         Validation, quarantine and the single-transaction write are then those of
         :meth:`import_fhir`; the items of a source row are stored or quarantined together.
 
