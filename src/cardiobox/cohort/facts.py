@@ -1,0 +1,259 @@
+"""Patients, encounters and dated facts of a site store, as three DuckDB tables.
+
+Cohorts and feature sets never read FHIR JSON themselves: they read these tables, built once
+per connection from the store's resources (set-based SQL, no Python loop per resource).
+
+==================  ============================================================================
+table               holds
+==================  ============================================================================
+``c_patients``      ``patient_id, sex, birth_date, death_date`` (a year-only birth date is taken
+                    as 1 July, a year-month as the 15th, as the data dictionary says)
+``c_encounters``    ``encounter_id, patient_id, class, start, end`` (start/end as local
+                    timestamps)
+``c_facts``         one row per recorded value of a data-model variable: ``patient_id,
+                    encounter_id, variable, t`` (local timestamp, NULL when undated),
+                    ``value`` (a number: the quantity in the canonical unit, an integer,
+                    1/0 for booleans, the answer's ordinal for coded values), ``code`` and
+                    ``system`` (the coded value, or the code that identified a condition,
+                    procedure or medication), ``is_primary`` (a primary diagnosis),
+                    ``resource_type, id``
+==================  ============================================================================
+
+Observations are matched to variables by exact code (components too); conditions, procedures
+and medications by code set, hierarchically for ICD-10 and ATC (``I50`` covers ``I50.9``).
+Conditions whose verification status is ``refuted`` or ``entered-in-error`` are not facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import duckdb
+
+from cardiobox.cdm import codes as codesys
+from cardiobox.cdm.dictionary import DataDictionary
+from cardiobox.duck import temp_table
+
+PRIMARY_EXT = "https://cardiobox.org/fhir/StructureDefinition/primary-diagnosis"
+
+#: FHIR date or dateTime text → local TIMESTAMP (partial dates as the dictionary says).
+MACROS = """
+CREATE OR REPLACE TEMP MACRO c_time(x) AS CASE
+    WHEN x IS NULL THEN NULL
+    WHEN length(x) = 4 THEN TRY_CAST(x || '-07-01' AS TIMESTAMP)
+    WHEN length(x) = 7 THEN TRY_CAST(x || '-15' AS TIMESTAMP)
+    ELSE TRY_CAST(replace(left(x, 19), 'T', ' ') AS TIMESTAMP)
+END;
+"""
+
+# Resource types matched by code set: (codings path, date paths in order, variables' resource)
+_CODED: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "Condition": (
+        "$.code.coding[*]",
+        ("$.onsetDateTime", "$.onsetPeriod.start", "$.recordedDate"),
+        "Condition",
+    ),
+    "Procedure": (
+        "$.code.coding[*]",
+        ("$.occurrenceDateTime", "$.occurrencePeriod.start"),
+        "Procedure",
+    ),
+    "MedicationStatement": (
+        "$.medication.concept.coding[*]",
+        ("$.effectiveDateTime", "$.effectivePeriod.start"),
+        "MedicationStatement",
+    ),
+    "MedicationRequest": (
+        "$.medication.concept.coding[*]",
+        ("$.authoredOn",),
+        "MedicationStatement",
+    ),
+}
+
+_REF = "regexp_extract({}, '(?:^|/)Encounter/([A-Za-z0-9\\-\\.]{{1,64}})$', 1)"
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _code_rows(dictionary: DataDictionary) -> list[tuple[str, str, str, str, bool]]:
+    rows: list[tuple[str, str, str, str, bool]] = []
+    for v in dictionary:
+        for cs in v.codes:
+            systems = codesys.EQUIVALENT_SYSTEMS.get(cs.system, frozenset({cs.system}))
+            for system in sorted(systems):
+                for code in cs.codes:
+                    member = code.replace(".", "").upper() if cs.hierarchical else code
+                    rows.append((v.id, v.resource, system, member, cs.hierarchical))
+    return rows
+
+
+def _answer_rows(dictionary: DataDictionary) -> list[tuple[str, str, str, float | None]]:
+    rows: list[tuple[str, str, str, float | None]] = []
+    for v in dictionary:
+        for a in v.answers:
+            value = float(a.value) if isinstance(a.value, int | float) else None
+            rows.append((v.id, a.system, a.code, value))
+    return rows
+
+
+def build_facts(
+    con: duckdb.DuckDBPyConnection,
+    dictionary: DataDictionary,
+    resources: str = "resources",
+    variables: Iterable[str] | None = None,
+) -> None:
+    """Create ``c_patients``, ``c_encounters`` and ``c_facts`` on ``con``.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        A connection that sees the store's ``resources`` table.
+    dictionary : DataDictionary
+        The data dictionary (codes, answers).
+    resources : str
+        The relation holding the resources.
+    variables : iterable of str, optional
+        Only facts of these variables (default: all).
+    """
+    con.execute(MACROS)
+    wanted = set(variables) if variables is not None else None
+    codes = [r for r in _code_rows(dictionary) if wanted is None or r[0] in wanted]
+    temp_table(
+        con,
+        "c_codes",
+        [
+            ("variable", "VARCHAR"),
+            ("resource", "VARCHAR"),
+            ("system", "VARCHAR"),
+            ("member", "VARCHAR"),
+            ("hierarchical", "BOOLEAN"),
+        ],
+        codes,
+    )
+    temp_table(
+        con,
+        "c_answers",
+        [("variable", "VARCHAR"), ("system", "VARCHAR"), ("code", "VARCHAR"), ("value", "DOUBLE")],
+        _answer_rows(dictionary),
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE c_patients AS
+        SELECT id AS patient_id, x[1] AS sex, c_time(x[2])::DATE AS birth_date,
+            c_time(x[3])::DATE AS death_date
+        FROM (SELECT id, json_extract_string(resource,
+                ['$.gender', '$.birthDate', '$.deceasedDateTime']) AS x
+              FROM {resources} WHERE resource_type = 'Patient')"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE c_encounters AS
+        SELECT id AS encounter_id, patient_id, x[1] AS class, c_time(x[2]) AS start,
+            c_time(x[3]) AS "end"
+        FROM (SELECT id, patient_id, json_extract_string(resource,
+                ['$.class[0].coding[0].code', '$.actualPeriod.start', '$.actualPeriod.end']) AS x
+              FROM {resources} WHERE resource_type = 'Encounter')"""
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE c_facts AS SELECT * FROM ({_observations_sql(resources)})\n"
+        f"UNION ALL BY NAME\nSELECT * FROM ({_coded_sql(resources)})"
+    )
+
+
+def _observations_sql(resources: str) -> str:
+    enc = _REF.format("x[4]")
+    return f"""
+WITH obs AS (
+    SELECT id, patient_id, resource AS doc,
+        c_time(coalesce(x[1], x[2], x[3])) AS t, {enc} AS encounter_id
+    FROM (
+        SELECT id, patient_id, resource, json_extract_string(resource,
+            ['$.effectiveDateTime', '$.effectiveInstant', '$.effectivePeriod.start',
+             '$.encounter.reference']) AS x
+        FROM {resources} WHERE resource_type = 'Observation'
+    )
+),
+nodes AS (
+    SELECT id, patient_id, encounter_id, t, 0 AS ni, doc AS node FROM obs
+    UNION ALL
+    SELECT id, patient_id, encounter_id, t, i AS ni, comp[i] AS node
+    FROM (
+        SELECT *, json_extract(doc, '$.component[*]') AS comp FROM obs
+        WHERE contains(doc, '"component"')
+    ), range(1, len(comp) + 1) AS r(i)
+),
+valued AS (
+    SELECT id, ni, patient_id, encounter_id, t,
+        json_extract_string(node, '$.code.coding[*].system') AS systems,
+        json_extract_string(node, '$.code.coding[*].code') AS codes,
+        x[1] AS qty, x[2] AS int_value, x[3] AS bool_value, x[4] AS value_system,
+        x[5] AS value_code
+    FROM (
+        SELECT *, json_extract_string(node, ['$.valueQuantity.value', '$.valueInteger',
+            '$.valueBoolean', '$.valueCodeableConcept.coding[0].system',
+            '$.valueCodeableConcept.coding[0].code']) AS x
+        FROM nodes
+    )
+)
+SELECT DISTINCT ON (v.id, v.ni, k.variable)
+    v.patient_id, v.encounter_id, k.variable, v.t,
+    coalesce(TRY_CAST(v.qty AS DOUBLE), TRY_CAST(v.int_value AS DOUBLE),
+             CASE v.bool_value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END, a.value) AS value,
+    v.value_code AS code, v.value_system AS system, false AS is_primary,
+    'Observation' AS resource_type, v.id
+FROM (SELECT *, unnest(range(1, len(codes) + 1)) AS i FROM valued) v
+JOIN c_codes k ON k.resource = 'Observation' AND NOT k.hierarchical
+    AND k.system = v.systems[v.i] AND k.member = v.codes[v.i]
+LEFT JOIN c_answers a ON a.variable = k.variable AND a.system = v.value_system
+    AND a.code = v.value_code"""
+
+
+def _coded_sql(resources: str) -> str:
+    parts = []
+    for rtype, (path, dates, target) in _CODED.items():
+        d = ", ".join(_sql_str(p) for p in dates)
+        n = len(dates)
+        when = ", ".join(f"x[{i + 1}]" for i in range(n))
+        parts.append(
+            f"""SELECT patient_id, id, {_sql_str(rtype)} AS resource_type,
+    {_sql_str(target)} AS target, c_time(coalesce({when})) AS t,
+    {_REF.format(f"x[{n + 1}]")} AS encounter_id,
+    coalesce(x[{n + 2}] IN ('refuted', 'entered-in-error'), false) AS refuted,
+    {
+                "coalesce(list_contains(list_transform(list_filter(coalesce(json_extract(resource, "
+                "'$.extension[*]'), []), lambda e: e ->> '$.url' = "
+                + _sql_str(PRIMARY_EXT)
+                + "), lambda e: e ->> '$.valueBoolean'), 'true'), false)"
+                if rtype == "Condition"
+                else "false"
+            } AS is_primary,
+    json_extract_string(resource, '{path.replace("[*]", "[*].system")}') AS systems,
+    json_extract_string(resource, '{path.replace("[*]", "[*].code")}') AS codes
+FROM (SELECT patient_id, id, resource, json_extract_string(resource,
+        [{d}, '$.encounter.reference', '$.verificationStatus.coding[0].code']) AS x
+      FROM {resources} WHERE resource_type = {_sql_str(rtype)})"""
+        )
+    coded = "\nUNION ALL\n".join(parts)
+    return f"""
+WITH coded AS (
+    SELECT * EXCLUDE (systems, codes), systems[i] AS system, trim(codes[i]) AS code
+    FROM (SELECT *, unnest(range(1, len(codes) + 1)) AS i FROM ({coded}))
+    WHERE NOT refuted
+),
+exact AS (
+    SELECT c.*, k.variable FROM coded c
+    JOIN c_codes k ON NOT k.hierarchical AND k.resource = c.target AND k.system = c.system
+        AND k.member = c.code
+),
+prefixed AS (
+    SELECT c.*, k.variable
+    FROM (SELECT *, upper(replace(replace(code, ' ', ''), '.', '')) AS flat FROM coded) c,
+        range(1, length(c.flat) + 1) AS r(n)
+    JOIN c_codes k ON k.hierarchical AND k.resource = c.target AND k.system = c.system
+        AND k.member = left(c.flat, n)
+)
+SELECT DISTINCT ON (id, resource_type, variable)
+    patient_id, encounter_id, variable, t, NULL::DOUBLE AS value, code, system, is_primary,
+    resource_type, id
+FROM (SELECT * EXCLUDE (flat) FROM prefixed UNION ALL BY NAME SELECT * FROM exact)
+ORDER BY id, resource_type, variable, is_primary DESC"""
