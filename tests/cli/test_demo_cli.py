@@ -36,6 +36,12 @@ def test_demo_json(tmp_path: Path) -> None:
         "rows_loaded": 303,
         "rows_quarantined": 0,
     }
+    cohorts = summary["cohorts"]
+    for name in ("hospital_es", "hospital_nl", "hospital_se"):
+        assert cohorts[name]["rows"] > 0, name
+        assert Path(cohorts[name]["out"]).exists()
+    assert cohorts["uci_cleveland"]["rows"] == 303
+    assert "thal" in cohorts["uci_cleveland"]["columns"]
 
 
 def test_demo_prints_the_tour(tmp_path: Path) -> None:
@@ -48,5 +54,6 @@ def test_demo_prints_the_tour(tmp_path: Path) -> None:
         "Bad input",
         "quality-checked",
         "UCI Heart Disease",
+        "Cohorts and feature sets",
     ):
         assert step in result.output

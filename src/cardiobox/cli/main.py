@@ -32,13 +32,22 @@ def main(
 
 def _register() -> None:
     # Imported here so that `cardiobox --help` stays fast and each group is one module.
-    from cardiobox.cli import cdm_cmd, demo_cmd, ingest_cmd, quality_cmd, store_cmd, views_cmd
+    from cardiobox.cli import (
+        cdm_cmd,
+        cohort_cmd,
+        demo_cmd,
+        ingest_cmd,
+        quality_cmd,
+        store_cmd,
+        views_cmd,
+    )
 
     app.add_typer(store_cmd.app, name="store")
     app.add_typer(views_cmd.app, name="views")
     app.add_typer(cdm_cmd.app, name="cdm")
     app.add_typer(quality_cmd.app, name="quality")
     app.add_typer(ingest_cmd.app, name="ingest")
+    app.add_typer(cohort_cmd.app, name="cohort")
     app.command("demo")(demo_cmd.demo)
 
 

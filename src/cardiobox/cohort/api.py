@@ -26,7 +26,12 @@ from cardiobox.cohort.compile import (
     compile_cohort,
     compile_features,
 )
-from cardiobox.cohort.definition import CohortDefinition, FeatureSet, load_definition
+from cardiobox.cohort.definition import (
+    CohortDefinition,
+    FeatureSet,
+    Outcome,
+    load_definition,
+)
 from cardiobox.cohort.facts import build_facts
 from cardiobox.cohort.metadata import describe_table
 from cardiobox.errors import InputError, Location
@@ -232,6 +237,13 @@ def extract(
                 f"column {col.name}: no record of {col.variable} for this cohort at this site "
                 "(the column is empty, not zero)"
             )
+    if fs_def is not None and table.num_rows and "cause_of_death" not in present:
+        for item in fs_def.features:
+            if isinstance(item, Outcome) and item.outcome == "cv_death":
+                warnings.append(
+                    f"column {item.name}: no cause of death is recorded for this cohort at "
+                    "this site, so every death counts as of unknown cause (NULL)"
+                )
     metadata = describe_table(
         table,
         fs.columns,

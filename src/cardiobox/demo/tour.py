@@ -258,6 +258,63 @@ def uci(console: Console, workdir: Path) -> dict[str, Any]:
     return out
 
 
+def cohorts(console: Console, workdir: Path) -> dict[str, Any]:
+    """Step 7: the Study-1-like cohort and features at each hospital; the UCI columns."""
+    from cardiobox.cohort import extract
+    from cardiobox.cohort.library import resolve
+
+    table = Table(
+        title="Heart-failure admissions (built-in hf_admissions + hf_features)",
+        title_justify="left",
+    )
+    for col in ("hospital", "admissions", "patients", "columns", "death 1 y", "HF readm. 30 d"):
+        table.add_column(col, justify="left" if col == "hospital" else "right")
+    out: dict[str, Any] = {}
+    for store in sorted(workdir.glob("hospital_*.duckdb")):
+        result = extract(
+            resolve("hf_admissions"),
+            store,
+            features=resolve("hf_features"),
+            out=workdir / f"{store.stem}_hf.parquet",
+        )
+        assert result.table is not None
+        t = result.table
+
+        def rate(col: str, t: Any = t) -> str:
+            known = [v for v in t.column(col).to_pylist() if v is not None]
+            return f"{100 * sum(known) / len(known):.1f} %" if known else "–"
+
+        entry = result.attrition[0]
+        table.add_row(
+            store.stem.removeprefix("hospital_"),
+            f"{entry.rows:,}",
+            f"{result.patients:,}",
+            str(t.num_columns),
+            rate("death_1y"),
+            rate("hf_readmission_30d"),
+        )
+        out[store.stem] = {"rows": result.rows, "columns": t.num_columns, "out": result.out}
+    console.print(table)
+    uci = extract(
+        examples_dir() / "uci_heart_disease" / "cohort.yaml",
+        workdir / "uci_cleveland.duckdb",
+        features=examples_dir() / "uci_heart_disease" / "features.yaml",
+        out=workdir / "uci_cleveland.parquet",
+    )
+    assert uci.table is not None
+    out["uci_cleveland"] = {"rows": uci.rows, "columns": uci.table.column_names}
+    console.print(
+        f"UCI Cleveland rebuilt from the data model: {uci.rows} rows, columns "
+        + " ".join(
+            c
+            for c in uci.table.column_names
+            if c not in ("row_id", "encounter_id", "index_time", "patient_id")
+        )
+        + f" → {uci.out} (+ metadata JSON, small cells suppressed)"
+    )
+    return out
+
+
 def run_tour(
     workdir: Path, console: Console, fresh: bool = True, n_patients: int = 1000
 ) -> dict[str, Any]:
@@ -317,6 +374,14 @@ def run_tour(
         "cardiobox ingest run examples/uci_heart_disease/cleveland.yaml --site cleveland.duckdb",
     )
     summary["uci"] = uci(console, workdir)
+    _step(
+        console,
+        7,
+        "Cohorts and feature sets: analysis-ready tables",
+        "cardiobox cohort extract hf_admissions --site STORE --features hf_features "
+        "--out hf.parquet",
+    )
+    summary["cohorts"] = cohorts(console, workdir)
     console.print()
     console.print(
         f"[bold green]Tour done.[/] Explore: [bold]cardiobox store stats --site {db}[/], "
