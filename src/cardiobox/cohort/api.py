@@ -121,9 +121,14 @@ def _prepare(
     dictionary = load_dictionary()
     build_facts(con, dictionary)
     con.execute(
+        # The site's follow-up end, when a feature set does not give it: the latest dated
+        # record, leaving out records dated after their patient's death (always errors).
         """CREATE OR REPLACE TEMP TABLE c_extent AS SELECT max(d)::DATE AS last_day FROM (
-            SELECT max(t) AS d FROM c_facts UNION ALL SELECT max("end") FROM c_encounters
-            UNION ALL SELECT max(start) FROM c_encounters
+            SELECT max(f.t) AS d FROM c_facts f LEFT JOIN c_patients p USING (patient_id)
+                WHERE p.death_date IS NULL OR f.t::DATE <= p.death_date
+            UNION ALL SELECT max(greatest(e.start, e."end")) FROM c_encounters e
+                LEFT JOIN c_patients p USING (patient_id)
+                WHERE p.death_date IS NULL OR e.start::DATE <= p.death_date
             UNION ALL SELECT max(death_date)::TIMESTAMP FROM c_patients)"""
     )
     for k, step in enumerate(cohort.steps):
@@ -221,6 +226,7 @@ def extract(
         _prepare(con, compiled, fs.variables)
         attrition = _attrition(con, compiled)
         table = con.sql(fs.sql(compiled.final)).to_arrow_table()
+        last_day = con.execute("SELECT last_day FROM c_extent").fetchall()[0][0]
         present = {
             v
             for (v,) in con.execute(
@@ -237,6 +243,12 @@ def extract(
                 f"column {col.name}: no record of {col.variable} for this cohort at this site "
                 "(the column is empty, not zero)"
             )
+    outcomes = [i for i in fs_def.features if isinstance(i, Outcome)] if fs_def else []
+    if table.num_rows and any(o.follow_up_end is None for o in outcomes):
+        warnings.append(
+            f"follow-up is taken to end on {last_day}, the site's latest dated record; give "
+            "follow_up_end in the outcomes if the site knows its follow-up end"
+        )
     if fs_def is not None and table.num_rows and "cause_of_death" not in present:
         for item in fs_def.features:
             if isinstance(item, Outcome) and item.outcome == "cv_death":

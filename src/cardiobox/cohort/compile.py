@@ -390,12 +390,21 @@ def _convert_sql(v: Variable, unit: str, x: str, name: str) -> str:
     assert v.unit is not None
     try:
         conv = conversion(v.id, v.unit, unit)
+    except InputError as exc:  # what conversion raises: name the feature too
+        raise InputError(f"feature {name}: {exc.message}", rule=exc.rule) from exc
     except (KeyError, ValueError) as exc:
         raise InputError(
             f"feature {name}: cannot convert {v.id} from {v.unit} to {unit}: {exc}",
             rule="unit-conversion",
         ) from exc
     return f"({x} * {float(conv.factor)!r} + {float(conv.offset)!r})"
+
+
+# NULL when no cause is recorded: a death of unknown cause is not "not CV". (Added once per
+# feature set with a cv_death outcome, whether or not another column reads cause_of_death.)
+CV_DEATH_AGG = (
+    "max(CASE WHEN f.variable = 'cause_of_death' THEN upper(f.code) LIKE 'I%' END) AS _cv_death"
+)
 
 
 def compile_features(
@@ -527,13 +536,9 @@ def compile_features(
                     f"{where}: outcomes need an index time, and the cohort has none",
                     rule="impossible-window",
                 )
-            if item.outcome == "cv_death" and "cause_of_death" not in out.variables:
+            if item.outcome == "cv_death" and CV_DEATH_AGG not in out.aggregates:
                 out.variables.add("cause_of_death")
-                # NULL when no cause is recorded: a death of unknown cause is not "not CV".
-                out.aggregates.append(
-                    "max(CASE WHEN f.variable = 'cause_of_death' "
-                    "THEN upper(f.code) LIKE 'I%' END) AS _cv_death"
-                )
+                out.aggregates.append(CV_DEATH_AGG)
             if item.diagnosis:
                 _variable(item.diagnosis, dictionary, f"{where}.diagnosis")
             from cardiobox.cohort.outcomes import outcome_sql

@@ -15,6 +15,7 @@ end, both included).
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -74,6 +75,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _iso(v: Any) -> Any:
+    """YAML reads an unquoted 2020-01-31 as a date: take it as its text."""
+    return v.isoformat() if isinstance(v, date) else v
+
+
 Offset = Annotated[str | int, Field(description="time offset, e.g. '-6 months'")]
 
 
@@ -119,7 +125,15 @@ class ValueRange(_Strict):
     def _possible(self) -> ValueRange:
         lows = [x for x in (self.min, self.gt) if x is not None]
         highs = [x for x in (self.max, self.lt) if x is not None]
-        if lows and highs and max(lows) > min(highs):
+        # gt 40 with lt 40 (or max 40) holds nothing either
+        if (
+            lows
+            and highs
+            and (
+                max(lows) > min(highs)
+                or (max(lows) == min(highs) and max(lows) in (self.gt, self.lt))
+            )
+        ):
             raise ValueError(f"the value range {self.model_dump(exclude_none=True)} is empty")
         return self
 
@@ -192,6 +206,11 @@ class Entry(_Strict):
     start: str | None = Field(default=None, description="earliest index date, YYYY-MM-DD")
     end: str | None = Field(default=None, description="latest index date, YYYY-MM-DD")
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _dates(cls, v: Any) -> Any:
+        return _iso(v)
+
     @model_validator(mode="after")
     def _consistent(self) -> Entry:
         if self.event == "variable" and not self.variable:
@@ -213,6 +232,12 @@ class ObservationWindow(_Strict):
 
     before: Offset = "0 days"
     after: Offset = "0 days"
+
+    @field_validator("before", "after")
+    @classmethod
+    def _offset(cls, v: str | int) -> str | int:
+        parse_offset(v)
+        return v
 
 
 class CohortDefinition(_Strict):
@@ -316,6 +341,20 @@ class Outcome(_Strict):
     )
     description: str | None = None
 
+    @field_validator("horizon")
+    @classmethod
+    def _offset(cls, v: str | int) -> str | int:
+        parse_offset(v)
+        return v
+
+    @field_validator("follow_up_end", mode="before")
+    @classmethod
+    def _date(cls, v: Any) -> Any:
+        v = _iso(v)
+        if v is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+            raise ValueError(f"{v!r} is not a date (YYYY-MM-DD)")
+        return v
+
 
 def _item_kind(raw: Any) -> str:
     if isinstance(raw, dict):
@@ -346,8 +385,29 @@ class FeatureSet(_Strict):
     features: list[Item] = Field(min_length=1)
 
 
-def _locate(raw: Any, loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc)
+_TAGS = {"feature", "pivot", "demographic", "derived", "outcome"}
+
+
+def _locate(raw: Any, loc: tuple[Any, ...], key_error: bool = False) -> str:
+    """The path of an error in the file's terms.
+
+    Pydantic's locations also name the kind of a feature-set item (``features.0.outcome...``)
+    and the union member tried (``function-after[_ordered(), Window]``); only the keys and
+    indexes of the data are kept (and the last part, for a missing or extra key).
+    """
+    parts: list[str] = []
+    node = raw
+    for k, p in enumerate(loc):
+        if k == 2 and loc[0] == "features" and p in _TAGS:
+            continue  # the item's kind
+        if (isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node)) or (
+            isinstance(node, dict) and p in node
+        ):
+            node = node[p]
+        elif not (key_error and k == len(loc) - 1):
+            continue  # a union member's name
+        parts.append(str(p))
+    return ".".join(parts)
 
 
 def load_definition(path: str | Path) -> CohortDefinition | FeatureSet:
@@ -383,9 +443,9 @@ def load_definition(path: str | Path) -> CohortDefinition | FeatureSet:
         return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = _locate(raw, first["loc"])
+        where = _locate(raw, first["loc"], first["type"] in ("missing", "extra_forbidden"))
         raise InputError(
-            f"{where}: {first['msg']}"
+            f"{where}: {first['msg'].removeprefix('Value error, ')}"
             + (f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""),
             rule="definition-schema",
             location=Location(file=str(p)),

@@ -71,7 +71,9 @@ def derived_sql(kind: str, inputs: dict[str, str], where: str) -> tuple[str, str
         kappa = f"CASE WHEN {female} THEN 0.7 ELSE 0.9 END"
         alpha = f"CASE WHEN {female} THEN -0.241 ELSE -0.302 END"
         return (
-            f"CASE WHEN {c['sex']} IN ('female', 'male') THEN round(142 * "
+            # least()/greatest() skip NULLs: without the test a missing creatinine gave a value
+            f"CASE WHEN {c['sex']} IN ('female', 'male') AND {c['creatinine']} IS NOT NULL "
+            "THEN round(142 * "
             f"pow(least({scr} / {kappa}, 1), {alpha}) * pow(greatest({scr} / {kappa}, 1), -1.2) "
             f"* pow(0.9938, {c['age']}) * CASE WHEN {female} THEN 1.012 ELSE 1 END, 1) END",
             "eGFR by CKD-EPI 2021 (creatinine, age, sex)",

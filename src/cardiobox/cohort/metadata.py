@@ -102,6 +102,7 @@ def describe_table(
         col = table.column(name)
         info = known.get(name)
         missing = col.null_count
+        shown = _count(missing, min_cell)
         entry: dict[str, Any] = {
             "name": name,
             "type": str(col.type),
@@ -110,8 +111,9 @@ def describe_table(
             "unit": info.unit if info else None,
             "variable": info.variable if info else None,
             "value_set": info.value_set if info else None,
-            "missing": _count(missing, min_cell),
-            "missing_share": round(missing / rows, 4) if rows else None,
+            "missing": shown,
+            # the share of a suppressed count would give the count back (share x rows)
+            "missing_share": round(missing / rows, 4) if rows and shown == missing else None,
         }
         if info is not None:  # keys (ids, times) are not summarised
             entry["summary"] = _summary(col, min_cell)

@@ -33,9 +33,12 @@ def outcome_sql(o: Outcome) -> tuple[str, str, str]:
     )
     day0 = f"{origin}::DATE"
     horizon_days = f"date_diff('day', {day0}, {end}::DATE)"
-    followed = f"date_diff('day', {day0}, {censor})"
     death_in = f"(a.death_date >= {day0} AND a.death_date <= {end}::DATE)"
     death_days = f"date_diff('day', {day0}, a.death_date)"
+    # A death recorded after the censoring date shows the patient alive until then: a death
+    # after the horizon makes the event 0, and the days must reach the horizon too (greatest()
+    # skips a NULL death date).
+    followed = f"greatest(date_diff('day', {day0}, {censor}), {death_days})"
     if o.outcome == "death":
         event = (
             f"CASE WHEN {death_in} THEN 1 WHEN {censor} >= {end}::DATE THEN 0 "
