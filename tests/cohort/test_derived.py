@@ -246,7 +246,7 @@ def test_maggic_point_table(x: tuple[float, float, float], expected: int) -> Non
     values = ", ".join([*(f"{v} AS {k}" for k, v in zip(inputs, x, strict=True))] + [
         f"{v} AS {k}" for k, v in others.items()
     ])  # fmt: skip
-    (score,) = duckdb.sql(f"SELECT {sql} FROM (SELECT {values})").fetchall()[0]
+    (score,) = duckdb.sql(f"SELECT {sql} FROM (SELECT {values}) d").fetchall()[0]
     assert score == expected
 
 
@@ -280,7 +280,7 @@ def test_maggic_bmi_creatinine_nyha(x: tuple[float, float, int], expected: int) 
         "'female' AS sex, false AS smoker, false AS diabetes, false AS copd, "
         "false AS hf_18_months, true AS beta_blocker, true AS acei_arb"
     )
-    (score,) = duckdb.sql(f"SELECT {sql} FROM (SELECT {row})").fetchall()[0]
+    (score,) = duckdb.sql(f"SELECT {sql} FROM (SELECT {row}) d").fetchall()[0]
     assert score == expected
 
 

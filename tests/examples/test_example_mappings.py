@@ -24,7 +24,10 @@ from cardiobox.ingest.pseudonym import load_or_create_key
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-MAPPINGS = sorted(EXAMPLES.glob("*/*.yaml"))
+# Mappings are the YAML files that say so (cohorts and feature sets live beside them).
+MAPPINGS = sorted(
+    p for p in EXAMPLES.glob("*/*.yaml") if "cardiobox_mapping:" in p.read_text(encoding="utf-8")
+)
 UCI_SITES = {"cleveland": 303, "hungarian": 294, "switzerland": 123, "va": 200}
 UCI_COLUMNS = [
     "age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang", "oldpeak",

@@ -9,6 +9,7 @@ features), followed by one projection for derived columns and outcomes.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from cardiobox.cdm.dictionary import Category, DataDictionary, Variable
@@ -41,7 +42,7 @@ def ident(name: str) -> str:
 
 
 def _unknown_variable(name: str, dictionary: DataDictionary, where: str) -> InputError:
-    close = sorted(v.id for v in dictionary if name.split("_")[0] in v.id)[:5]
+    close = difflib.get_close_matches(name, [v.id for v in dictionary], n=5, cutoff=0.6)
     hint = f"; similar: {', '.join(close)}" if close else ""
     return InputError(
         f"{where}: {name!r} is not a variable of the data model{hint} "
@@ -57,7 +58,15 @@ def window_sql(w: WindowSpec, t: str = "f.t", i: str = "i") -> str:
     if w == "before":
         return f"{t} < {i}.index_time"
     if w == "stay":
-        return f"{t} >= {i}.index_time AND {t} <= coalesce({i}.stay_end, {i}.index_time)"
+        # A record dated without a time (midnight) on the admission or discharge day belongs
+        # to the stay.
+        end = f"coalesce({i}.stay_end, {i}.index_time)"
+        return (
+            f"{t} >= date_trunc('day', {i}.index_time) AND {t} <= {end} "
+            f"AND ({t} >= {i}.index_time OR f.date_only)"
+            if t == "f.t"
+            else f"{t} >= {i}.index_time AND {t} <= {end}"
+        )
     assert isinstance(w, Window)
     parts = []
     if w.start is not None:
@@ -255,10 +264,19 @@ def _criterion_sql(c: Criterion, dictionary: DataDictionary, where: str, dated: 
     if c.value is not None:
         conds.append(_value_sql(c.value, "f.value"))
     if c.codes:
-        conds.append(
-            f"(f.code IN ({', '.join(sql_str(x) for x in c.codes)}) "
-            f"OR f.system || '|' || f.code IN ({', '.join(sql_str(x) for x in c.codes)}))"
-        )
+        v = dictionary[c.variable]
+        if v.resource == "Observation":  # coded answers: exact codes
+            conds.append(
+                f"(f.code IN ({', '.join(sql_str(x) for x in c.codes)}) "
+                f"OR f.system || '|' || f.code IN ({', '.join(sql_str(x) for x in c.codes)}))"
+            )
+        else:  # diagnoses, procedures, drugs: a code covers its descendants (I50 → I50.9)
+            flat = "upper(replace(f.code, '.', ''))"
+            tests = " OR ".join(
+                f"starts_with({flat}, {sql_str(x.split('|')[-1].replace('.', '').upper())})"
+                for x in c.codes
+            )
+            conds.append(f"({tests})")
     return (
         f"(SELECT count(*) FROM c_facts f WHERE f.patient_id = i.patient_id "
         f"AND {' AND '.join(conds)}) >= {c.count}"
@@ -286,6 +304,9 @@ class CompiledFeatures:
 
     aggregates: list[str] = field(default_factory=list)  # over i LEFT JOIN facts f
     projections: list[str] = field(default_factory=list)  # over the aggregated row
+    #: derived columns, each over the columns before it (one nested SELECT each, so an input
+    #: name always means the output column, never an internal one)
+    derived: list[str] = field(default_factory=list)
     columns: list[Column] = field(default_factory=list)
     variables: set[str] = field(default_factory=set)
 
@@ -304,10 +325,17 @@ class CompiledFeatures:
             f"AND f.variable IN ({variables})\n"
             f"GROUP BY ALL"
         )
-        return (
+        query = (
             f"SELECT a.row_id, a.patient_id, a.encounter_id, a.index_time"
             f"{', ' + projections if projections else ''}\n"
-            f"FROM ({inner}) a ORDER BY a.row_id"
+            f"FROM ({inner}) a"
+        )
+        for expr in self.derived:
+            query = f"SELECT *, {expr} FROM ({query}) d"
+        names = ", ".join(ident(c.name) for c in self.columns)
+        return (
+            f"SELECT row_id, patient_id, encounter_id, index_time{', ' + names if names else ''}"
+            f"\nFROM ({query}) ORDER BY row_id"
         )
 
 
@@ -340,7 +368,9 @@ def _agg_sql(f: Feature, v: Variable, cond: str, dictionary: DataDictionary) -> 
         unit = f.unit
     cnt = f"FILTER (WHERE {cond})"
     has = f"FILTER (WHERE {cond} AND {x} IS NOT NULL)"
-    order = "{'t': f.t, 'id': f.id}"
+    # Dated records come before undated ones for first and last alike.
+    first_key = "{'undated': f.t IS NULL, 't': f.t, 'id': f.id}"
+    last_key = "{'dated': f.t IS NOT NULL, 't': f.t, 'id': f.id}"
     agg = f.agg
     if (
         agg in ("mean", "sd", "min", "max")
@@ -353,8 +383,8 @@ def _agg_sql(f: Feature, v: Variable, cond: str, dictionary: DataDictionary) -> 
             rule="feature-type",
         )
     sql = {
-        "first": f"arg_min({x}, {order}) {has}",
-        "last": f"arg_max({x}, {order}) {has}",
+        "first": f"arg_min({x}, {first_key}) {has}",
+        "last": f"arg_max({x}, {last_key}) {has}",
         "min": f"min({x}) {has}",
         "max": f"max({x}) {has}",
         "mean": f"avg({x}) {has}",
@@ -421,7 +451,7 @@ def compile_features(
     out = CompiledFeatures()
     names: set[str] = set()
 
-    def add(col: Column, agg: str | None, proj: str) -> None:
+    def add(col: Column, agg: str | None, proj: str | None) -> None:
         if col.name in names:
             raise InputError(
                 f"feature set {fs.name}: two columns are named {col.name!r}",
@@ -430,7 +460,8 @@ def compile_features(
         names.add(col.name)
         if agg is not None:
             out.aggregates.append(f"{agg} AS {ident('_a_' + col.name)}")
-        out.projections.append(f"{proj} AS {ident(col.name)}")
+        if proj is not None:
+            out.projections.append(f"{proj} AS {ident(col.name)}")
         out.columns.append(col)
 
     def check_window(w: WindowSpec, where: str) -> None:
@@ -527,8 +558,9 @@ def compile_features(
             add(
                 Column(item.name, item.description or desc, unit_, None, None, "derived"),
                 None,
-                proj,
+                None,
             )
+            out.derived.append(f"{proj} AS {ident(item.name)}")
         else:
             assert isinstance(item, Outcome)
             if not dated:

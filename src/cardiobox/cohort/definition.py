@@ -236,7 +236,9 @@ class ObservationWindow(_Strict):
     @field_validator("before", "after")
     @classmethod
     def _offset(cls, v: str | int) -> str | int:
-        parse_offset(v)
+        n, _unit = parse_offset(v)
+        if n < 0:
+            raise ValueError(f"{v!r}: before and after are lengths (write '1 year', not '-1 year')")
         return v
 
 

@@ -37,8 +37,8 @@ _NEEDS = {
 
 
 def _col(name: str) -> str:
-    # An earlier column of the same projection (DuckDB reads aliases of the select list).
-    return '"' + name.replace('"', '""') + '"'
+    # An output column computed before (the derived column is selected over them).
+    return 'd."' + name.replace('"', '""') + '"'
 
 
 def _steps(x: str, bounds: list[tuple[float, int]], top: int) -> str:
@@ -67,12 +67,14 @@ def derived_sql(kind: str, inputs: dict[str, str], where: str) -> tuple[str, str
         )
     if kind == "egfr_ckd_epi_2021":
         scr = f"({c['creatinine']} / 88.42)"
-        female = f"({c['sex']} = 'female')"
+        # sex as the data model writes it; another coding (1/0) gives no eGFR, not an error
+        sex = f"lower(CAST({c['sex']} AS VARCHAR))"
+        female = f"({sex} = 'female')"
         kappa = f"CASE WHEN {female} THEN 0.7 ELSE 0.9 END"
         alpha = f"CASE WHEN {female} THEN -0.241 ELSE -0.302 END"
         return (
             # least()/greatest() skip NULLs: without the test a missing creatinine gave a value
-            f"CASE WHEN {c['sex']} IN ('female', 'male') AND {c['creatinine']} IS NOT NULL "
+            f"CASE WHEN {sex} IN ('female', 'male') AND {c['creatinine']} IS NOT NULL "
             "THEN round(142 * "
             f"pow(least({scr} / {kappa}, 1), {alpha}) * pow(greatest({scr} / {kappa}, 1), -1.2) "
             f"* pow(0.9938, {c['age']}) * CASE WHEN {female} THEN 1.012 ELSE 1 END, 1) END",
@@ -113,7 +115,8 @@ def derived_sql(kind: str, inputs: dict[str, str], where: str) -> tuple[str, str
         test = c[name] if when else f"NOT {c[name]}"
         return f"CASE WHEN {c[name]} IS NULL THEN NULL WHEN {test} THEN {points} ELSE 0 END"
 
-    male = f"CASE WHEN {c['sex']} = 'male' THEN 1 WHEN {c['sex']} = 'female' THEN 0 END"
+    sex = f"lower(CAST({c['sex']} AS VARCHAR))"
+    male = f"CASE WHEN {sex} = 'male' THEN 1 WHEN {sex} = 'female' THEN 0 END"
     parts = [
         ef_pts,
         by_ef(age, age_bounds, age_pts),

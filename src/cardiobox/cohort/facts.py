@@ -12,6 +12,7 @@ table               holds
                     timestamps)
 ``c_facts``         one row per recorded value of a data-model variable: ``patient_id,
                     encounter_id, variable, t`` (local timestamp, NULL when undated),
+                    ``date_only`` (the record gives a day without a time),
                     ``value`` (a number: the quantity in the canonical unit, an integer,
                     1/0 for booleans, the answer's ordinal for coded values), ``code`` and
                     ``system`` (the coded value, or the code that identified a condition,
@@ -165,7 +166,9 @@ def _observations_sql(resources: str) -> str:
     return f"""
 WITH obs AS (
     SELECT id, patient_id, resource AS doc,
-        c_time(coalesce(x[1], x[2], x[3])) AS t, {enc} AS encounter_id
+        c_time(coalesce(x[1], x[2], x[3])) AS t,
+        coalesce(length(coalesce(x[1], x[2], x[3])) <= 10, false) AS date_only,
+        {enc} AS encounter_id
     FROM (
         SELECT id, patient_id, resource, json_extract_string(resource,
             ['$.effectiveDateTime', '$.effectiveInstant', '$.effectivePeriod.start',
@@ -174,16 +177,16 @@ WITH obs AS (
     )
 ),
 nodes AS (
-    SELECT id, patient_id, encounter_id, t, 0 AS ni, doc AS node FROM obs
+    SELECT id, patient_id, encounter_id, t, date_only, 0 AS ni, doc AS node FROM obs
     UNION ALL
-    SELECT id, patient_id, encounter_id, t, i AS ni, comp[i] AS node
+    SELECT id, patient_id, encounter_id, t, date_only, i AS ni, comp[i] AS node
     FROM (
         SELECT *, json_extract(doc, '$.component[*]') AS comp FROM obs
         WHERE contains(doc, '"component"')
     ), range(1, len(comp) + 1) AS r(i)
 ),
 valued AS (
-    SELECT id, ni, patient_id, encounter_id, t,
+    SELECT id, ni, patient_id, encounter_id, t, date_only,
         json_extract_string(node, '$.code.coding[*].system') AS systems,
         json_extract_string(node, '$.code.coding[*].code') AS codes,
         x[1] AS qty, x[2] AS int_value, x[3] AS bool_value, x[4] AS value_system,
@@ -196,7 +199,7 @@ valued AS (
     )
 )
 SELECT DISTINCT ON (v.id, v.ni, k.variable)
-    v.patient_id, v.encounter_id, k.variable, v.t,
+    v.patient_id, v.encounter_id, k.variable, v.t, v.date_only,
     coalesce(TRY_CAST(v.qty AS DOUBLE), TRY_CAST(v.int_value AS DOUBLE),
              CASE v.bool_value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END, a.value) AS value,
     v.value_code AS code, v.value_system AS system, false AS is_primary,
@@ -217,6 +220,7 @@ def _coded_sql(resources: str) -> str:
         parts.append(
             f"""SELECT patient_id, id, {_sql_str(rtype)} AS resource_type,
     {_sql_str(target)} AS target, c_time(coalesce({when})) AS t,
+    coalesce(length(coalesce({when})) <= 10, false) AS date_only,
     {_REF.format(f"x[{n + 1}]")} AS encounter_id,
     coalesce(x[{n + 2}] IN ('refuted', 'entered-in-error'), false) AS refuted,
     {
@@ -253,7 +257,8 @@ prefixed AS (
         AND k.member = left(c.flat, n)
 )
 SELECT DISTINCT ON (id, resource_type, variable)
-    patient_id, encounter_id, variable, t, NULL::DOUBLE AS value, code, system, is_primary,
+    patient_id, encounter_id, variable, t, date_only, NULL::DOUBLE AS value, code, system,
+    is_primary,
     resource_type, id
 FROM (SELECT * EXCLUDE (flat) FROM prefixed UNION ALL BY NAME SELECT * FROM exact)
 ORDER BY id, resource_type, variable, is_primary DESC"""

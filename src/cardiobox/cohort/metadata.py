@@ -116,12 +116,22 @@ def describe_table(
             "missing_share": round(missing / rows, 4) if rows and shown == missing else None,
         }
         if info is not None:  # keys (ids, times) are not summarised
-            entry["summary"] = _summary(col, min_cell)
+            summary = _summary(col, min_cell)
+            if shown != missing and isinstance(summary.get("n"), int):
+                # n next to the row count would give the suppressed missing count back
+                summary["n"] = f">{rows - min_cell}"
+            entry["summary"] = summary
         out_cols.append(entry)
+    extra = dict(extra or {})
+    if "attrition" in extra:  # small counts of the attrition table are suppressed too
+        extra["attrition"] = [
+            {**a, "rows": _count(a["rows"], min_cell), "patients": _count(a["patients"], min_cell)}
+            for a in extra["attrition"]
+        ]
     return {
         "cardiobox_version": __version__,
         "rows": rows,
         "min_cell": min_cell,
-        **(extra or {}),
+        **extra,
         "columns": out_cols,
     }
