@@ -1,7 +1,9 @@
 """Patients, encounters and dated facts of a site store, as three DuckDB tables.
 
 Cohorts and feature sets never read FHIR JSON themselves: they read these tables, built once
-per connection from the store's resources (set-based SQL, no Python loop per resource).
+per connection from the store (set-based SQL, no Python loop per resource): patients and
+encounters from the standard SQL-on-FHIR views, facts from every coding of every resource
+(the views keep the first coding only, and code sets must see all of them).
 
 ==================  ============================================================================
 table               holds
@@ -34,6 +36,7 @@ import duckdb
 from cardiobox.cdm import codes as codesys
 from cardiobox.cdm.dictionary import DataDictionary
 from cardiobox.duck import temp_table
+from cardiobox.store.views.standard import compile_standard_view, run_standard_view, union_sql
 
 PRIMARY_EXT = "https://cardiobox.org/fhir/StructureDefinition/primary-diagnosis"
 
@@ -139,26 +142,37 @@ def build_facts(
         [("variable", "VARCHAR"), ("system", "VARCHAR"), ("code", "VARCHAR"), ("value", "DOUBLE")],
         _answer_rows(dictionary),
     )
+    # Patients and encounters through the store's standard SQL-on-FHIR views.
+    _view(con, "patient", resources)
+    _view(con, "encounter", resources)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE c_patients AS
-        SELECT id AS patient_id, x[1] AS sex, c_time(x[2])::DATE AS birth_date,
-            c_time(x[3])::DATE AS death_date
-        FROM (SELECT id, json_extract_string(resource,
-                ['$.gender', '$.birthDate', '$.deceasedDateTime']) AS x
-              FROM {resources} WHERE resource_type = 'Patient')"""
+        """CREATE OR REPLACE TEMP TABLE c_patients AS
+        SELECT id AS patient_id, gender AS sex, c_time(birth_date::VARCHAR)::DATE AS birth_date,
+            c_time(deceased_date::VARCHAR)::DATE AS death_date
+        FROM c_view_patient"""
     )
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE c_encounters AS
-        SELECT id AS encounter_id, patient_id, x[1] AS class, c_time(x[2]) AS start,
-            c_time(x[3]) AS "end"
-        FROM (SELECT id, patient_id, json_extract_string(resource,
-                ['$.class[0].coding[0].code', '$.actualPeriod.start', '$.actualPeriod.end']) AS x
-              FROM {resources} WHERE resource_type = 'Encounter')"""
+        """CREATE OR REPLACE TEMP TABLE c_encounters AS
+        SELECT id AS encounter_id, patient_id, class_code AS class,
+            c_time(start::VARCHAR) AS start, c_time("end"::VARCHAR) AS "end"
+        FROM c_view_encounter"""
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE c_facts AS SELECT * FROM ({_observations_sql(resources)})\n"
         f"UNION ALL BY NAME\nSELECT * FROM ({_coded_sql(resources)})"
     )
+
+
+def _view(con: duckdb.DuckDBPyConnection, name: str, resources: str) -> None:
+    """Materialise a standard view as ``c_view_<name>``."""
+    compiled = compile_standard_view(name, resources)
+    if any(c.uses_fallback for c in compiled):  # not for patient and encounter, but be safe
+        table = run_standard_view(con, name, resources)
+        con.register("_c_view_arrow", table)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE c_view_{name} AS SELECT * FROM _c_view_arrow")
+        con.unregister("_c_view_arrow")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE c_view_{name} AS {union_sql(compiled)}")
 
 
 def _observations_sql(resources: str) -> str:
