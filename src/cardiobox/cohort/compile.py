@@ -10,6 +10,7 @@ features), followed by one projection for derived columns and outcomes.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cardiobox.cdm.dictionary import Category, DataDictionary, Variable
@@ -51,30 +52,38 @@ def _unknown_variable(name: str, dictionary: DataDictionary, where: str) -> Inpu
     )
 
 
-def window_sql(w: WindowSpec, t: str = "f.t", i: str = "i") -> str:
-    """SQL condition: the fact time ``t`` lies in the window of index row ``i``."""
+def window_sql(
+    w: WindowSpec, t: str = "f.t", i: str = "i", bound: Callable[[str], str] | None = None
+) -> str:
+    """SQL condition: the fact time ``t`` lies in the window of index row ``i``.
+
+    ``bound`` (for feature sets) turns an expression of the index row (written over ``r``)
+    into a column computed once per row, instead of once per joined record.
+    """
+
+    def at(expr: str) -> str:
+        return bound(expr.format(i="r")) if bound is not None else expr.format(i=i)
+
     if w == "ever":
         return "true"
     if w == "before":
         return f"{t} < {i}.index_time"
     if w == "stay":
+        end = at("coalesce({i}.stay_end, {i}.index_time)")
+        if t != "f.t":
+            return f"{t} >= {i}.index_time AND {t} <= {end}"
         # A record dated without a time (midnight) on the admission or discharge day belongs
         # to the stay.
-        end = f"coalesce({i}.stay_end, {i}.index_time)"
-        return (
-            f"{t} >= date_trunc('day', {i}.index_time) AND {t} <= {end} "
-            f"AND ({t} >= {i}.index_time OR f.date_only)"
-            if t == "f.t"
-            else f"{t} >= {i}.index_time AND {t} <= {end}"
-        )
+        day = at("date_trunc('day', {i}.index_time)")
+        return f"{t} >= {day} AND {t} <= {end} AND ({t} >= {i}.index_time OR f.date_only)"
     assert isinstance(w, Window)
     parts = []
     if w.start is not None:
         op = ">=" if w.closed in ("both", "left") else ">"
-        parts.append(f"{t} {op} {offset_sql(f'{i}.index_time', w.start)}")
+        parts.append(f"{t} {op} {at(offset_sql('{i}.index_time', w.start))}")
     if w.end is not None:
         op = "<=" if w.closed in ("both", "right") else "<"
-        parts.append(f"{t} {op} {offset_sql(f'{i}.index_time', w.end)}")
+        parts.append(f"{t} {op} {at(offset_sql('{i}.index_time', w.end))}")
     if not parts:  # an open window: every dated record
         parts.append(f"{t} IS NOT NULL")
     return " AND ".join(parts)
@@ -309,6 +318,14 @@ class CompiledFeatures:
     derived: list[str] = field(default_factory=list)
     columns: list[Column] = field(default_factory=list)
     variables: set[str] = field(default_factory=set)
+    #: window bounds of the index row (SQL over ``r``) → their column names
+    bounds: dict[str, str] = field(default_factory=dict)
+
+    def bound(self, expr: str) -> str:
+        """The column holding ``expr`` (computed once per cohort row)."""
+        if expr not in self.bounds:
+            self.bounds[expr] = f"_w{len(self.bounds)}"
+        return f"i.{self.bounds[expr]}"
 
     def sql(self, cohort: str) -> str:
         """The analysis table for the rows of relation ``cohort``."""
@@ -317,11 +334,13 @@ class CompiledFeatures:
             "i.sex, i.birth_date, i.death_date"
         )
         variables = ", ".join(sql_str(v) for v in sorted(self.variables)) or "NULL"
+        extra = "".join(f", {expr} AS {alias}" for expr, alias in self.bounds.items())
+        rows = f"(SELECT *{extra} FROM {cohort} r)" if extra else cohort
         aggs = ",\n    ".join(self.aggregates)
         projections = ",\n    ".join(self.projections)
         inner = (
             f"SELECT {keys}{', ' + aggs if aggs else ''}\n"
-            f"FROM {cohort} i LEFT JOIN c_facts f ON f.patient_id = i.patient_id "
+            f"FROM {rows} i LEFT JOIN c_facts f ON f.patient_id = i.patient_id "
             f"AND f.variable IN ({variables})\n"
             f"GROUP BY ALL"
         )
@@ -478,7 +497,7 @@ def compile_features(
             v = _variable(item.variable, dictionary, f"{where}.variable")
             check_window(item.window, where)
             out.variables.add(v.id)
-            cond = f"f.variable = {sql_str(v.id)} AND {window_sql(item.window)}"
+            cond = f"f.variable = {sql_str(v.id)} AND {window_sql(item.window, bound=out.bound)}"
             agg, unit = _agg_sql(item, v, cond, dictionary)
             proj = f"a.{ident('_a_' + item.name)}"
             if item.round is not None:
@@ -503,11 +522,22 @@ def compile_features(
                 members = [v for v in dictionary if v.category == Category(item.pivot)]
             else:
                 members = [_variable(n, dictionary, f"{where}.pivot") for n in item.pivot]
+            # One aggregate for the whole pivot (the variables seen, or their counts), then one
+            # cheap look-up per column: not one filtered aggregate per variable.
+            ids = ", ".join(sql_str(v.id) for v in members)
+            pv = f"_pv{k}"
+            cond = f"f.variable IN ({ids}) AND {window_sql(item.window, bound=out.bound)}"
+            out.variables.update(v.id for v in members)
+            if members:
+                fn = "list(DISTINCT f.variable)" if item.agg == "any" else "histogram(f.variable)"
+                out.aggregates.append(f"{fn} FILTER (WHERE {cond}) AS {pv}")
             for v in members:
-                out.variables.add(v.id)
-                cond = f"f.variable = {sql_str(v.id)} AND {window_sql(item.window)}"
-                agg = f"count(*) FILTER (WHERE {cond})" + (" > 0" if item.agg == "any" else "")
                 name = f"{item.prefix}{v.id}{item.suffix}"
+                proj = (
+                    f"coalesce(list_contains(a.{pv}, {sql_str(v.id)}), false)"
+                    if item.agg == "any"
+                    else f"coalesce(a.{pv}[{sql_str(v.id)}], 0)"
+                )
                 add(
                     Column(
                         name,
@@ -517,8 +547,8 @@ def compile_features(
                         v.id,
                         kind="pivot",
                     ),
-                    agg,
-                    f"a.{ident('_a_' + name)}",
+                    None,
+                    proj,
                 )
         elif isinstance(item, Demographic):
             if item.demographic == "age":
