@@ -175,54 +175,80 @@ def _view(con: duckdb.DuckDBPyConnection, name: str, resources: str) -> None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE c_view_{name} AS {union_sql(compiled)}")
 
 
+# What is read of each Observation node (the resource or a component), in one parse:
+# its first two codings, its value, and (for the resource) its time and encounter.
+_NODE_PATHS = (
+    "$.code.coding[0].system",
+    "$.code.coding[0].code",
+    "$.code.coding[1]",
+    "$.valueQuantity.value",
+    "$.valueInteger",
+    "$.valueBoolean",
+    "$.valueCodeableConcept.coding[0].system",
+    "$.valueCodeableConcept.coding[0].code",
+)
+_OBS_PATHS = (
+    *_NODE_PATHS,
+    "$.effectiveDateTime",
+    "$.effectiveInstant",
+    "$.effectivePeriod.start",
+    "$.encounter.reference",
+)
+
+
 def _observations_sql(resources: str) -> str:
-    enc = _REF.format("x[4]")
+    node_paths = ", ".join(_sql_str(p) for p in _NODE_PATHS)
+    obs_paths = ", ".join(_sql_str(p) for p in _OBS_PATHS)
+    enc = _REF.format("x[12]")
+    # Most nodes have one coding: they are matched from the single parse. Nodes with more
+    # codings are parsed again for all of them.
     return f"""
 WITH obs AS (
-    SELECT id, patient_id, resource AS doc,
-        c_time(coalesce(x[1], x[2], x[3])) AS t,
-        coalesce(length(coalesce(x[1], x[2], x[3])) <= 10, false) AS date_only,
+    SELECT id, patient_id, resource AS doc, x,
+        c_time(coalesce(x[9], x[10], x[11])) AS t,
+        coalesce(length(coalesce(x[9], x[10], x[11])) <= 10, false) AS date_only,
         {enc} AS encounter_id
     FROM (
-        SELECT id, patient_id, resource, json_extract_string(resource,
-            ['$.effectiveDateTime', '$.effectiveInstant', '$.effectivePeriod.start',
-             '$.encounter.reference']) AS x
+        SELECT id, patient_id, resource, json_extract_string(resource, [{obs_paths}]) AS x
         FROM {resources} WHERE resource_type = 'Observation'
     )
 ),
 nodes AS (
-    SELECT id, patient_id, encounter_id, t, date_only, 0 AS ni, doc AS node FROM obs
+    SELECT id, patient_id, encounter_id, t, date_only, 0 AS ni,
+        CASE WHEN x[3] IS NOT NULL THEN doc END AS node, x[1:8] AS x
+    FROM obs
     UNION ALL
-    SELECT id, patient_id, encounter_id, t, date_only, i AS ni, comp[i] AS node
+    SELECT id, patient_id, encounter_id, t, date_only, i AS ni, comp[i] AS node,
+        json_extract_string(comp[i], [{node_paths}]) AS x
     FROM (
         SELECT *, json_extract(doc, '$.component[*]') AS comp FROM obs
         WHERE contains(doc, '"component"')
     ), range(1, len(comp) + 1) AS r(i)
 ),
-valued AS (
-    SELECT id, ni, patient_id, encounter_id, t, date_only,
-        json_extract_string(node, '$.code.coding[*].system') AS systems,
-        json_extract_string(node, '$.code.coding[*].code') AS codes,
-        x[1] AS qty, x[2] AS int_value, x[3] AS bool_value, x[4] AS value_system,
-        x[5] AS value_code
+coded AS (
+    SELECT id, ni, patient_id, encounter_id, t, date_only, x, x[1] AS system, x[2] AS code
+    FROM nodes WHERE x[3] IS NULL
+    UNION ALL
+    SELECT id, ni, patient_id, encounter_id, t, date_only, x, systems[i], codes[i]
     FROM (
-        SELECT *, json_extract_string(node, ['$.valueQuantity.value', '$.valueInteger',
-            '$.valueBoolean', '$.valueCodeableConcept.coding[0].system',
-            '$.valueCodeableConcept.coding[0].code']) AS x
-        FROM nodes
-    )
+        SELECT *, json_extract_string(node, '$.code.coding[*].system') AS systems,
+            json_extract_string(node, '$.code.coding[*].code') AS codes
+        FROM nodes WHERE x[3] IS NOT NULL
+    ), range(1, len(codes) + 1) AS r(i)
+),
+matched AS (
+    SELECT DISTINCT ON (v.id, v.ni, k.variable) v.*, k.variable
+    FROM coded v
+    JOIN c_codes k ON k.resource = 'Observation' AND NOT k.hierarchical
+        AND k.system = v.system AND k.member = v.code
 )
-SELECT DISTINCT ON (v.id, v.ni, k.variable)
-    v.patient_id, v.encounter_id, k.variable, v.t, v.date_only,
-    coalesce(TRY_CAST(v.qty AS DOUBLE), TRY_CAST(v.int_value AS DOUBLE),
-             CASE v.bool_value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END, a.value) AS value,
-    v.value_code AS code, v.value_system AS system, false AS is_primary,
+SELECT v.patient_id, v.encounter_id, v.variable, v.t, v.date_only,
+    coalesce(TRY_CAST(v.x[4] AS DOUBLE), TRY_CAST(v.x[5] AS DOUBLE),
+             CASE v.x[6] WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END, a.value) AS value,
+    v.x[8] AS code, v.x[7] AS system, false AS is_primary,
     'Observation' AS resource_type, v.id
-FROM (SELECT *, unnest(range(1, len(codes) + 1)) AS i FROM valued) v
-JOIN c_codes k ON k.resource = 'Observation' AND NOT k.hierarchical
-    AND k.system = v.systems[v.i] AND k.member = v.codes[v.i]
-LEFT JOIN c_answers a ON a.variable = k.variable AND a.system = v.value_system
-    AND a.code = v.value_code"""
+FROM matched v
+LEFT JOIN c_answers a ON a.variable = v.variable AND a.system = v.x[7] AND a.code = v.x[8]"""
 
 
 def _coded_sql(resources: str) -> str:
