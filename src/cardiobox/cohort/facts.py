@@ -82,15 +82,25 @@ def _sql_str(value: str) -> str:
 
 
 def _code_rows(dictionary: DataDictionary) -> list[tuple[str, str, str, str, bool]]:
-    rows: list[tuple[str, str, str, str, bool]] = []
+    """(variable, resource, system, member, hierarchical), without redundant members.
+
+    A hierarchical member covered by a shorter one of the same variable (I50.9 under I50) is
+    left out, so that one code matches a variable once.
+    """
+    rows: set[tuple[str, str, str, str, bool]] = set()
     for v in dictionary:
         for cs in v.codes:
             systems = codesys.EQUIVALENT_SYSTEMS.get(cs.system, frozenset({cs.system}))
             for system in sorted(systems):
                 for code in cs.codes:
                     member = code.replace(".", "").upper() if cs.hierarchical else code
-                    rows.append((v.id, v.resource, system, member, cs.hierarchical))
-    return rows
+                    rows.add((v.id, v.resource, system, member, cs.hierarchical))
+    prefixes = {(r[0], r[2], r[3]) for r in rows if r[4]}
+    return sorted(
+        r
+        for r in rows
+        if not r[4] or not any((r[0], r[2], r[3][:n]) in prefixes for n in range(1, len(r[3])))
+    )
 
 
 def _answer_rows(dictionary: DataDictionary) -> list[tuple[str, str, str, float | None]]:
@@ -236,11 +246,15 @@ coded AS (
         FROM nodes WHERE x[3] IS NOT NULL
     ), range(1, len(codes) + 1) AS r(i)
 ),
-matched AS (
-    SELECT DISTINCT ON (v.id, v.ni, k.variable) v.*, k.variable
-    FROM coded v
+joined AS (
+    SELECT v.*, k.variable FROM coded v
     JOIN c_codes k ON k.resource = 'Observation' AND NOT k.hierarchical
         AND k.system = v.system AND k.member = v.code
+),
+matched AS (  -- a node with one coding matches each variable once; others may repeat
+    SELECT * FROM joined WHERE x[3] IS NULL
+    UNION ALL
+    SELECT DISTINCT ON (id, ni, variable) * FROM joined WHERE x[3] IS NOT NULL
 )
 SELECT v.patient_id, v.encounter_id, v.variable, v.t, v.date_only,
     coalesce(TRY_CAST(v.x[4] AS DOUBLE), TRY_CAST(v.x[5] AS DOUBLE),
@@ -254,35 +268,63 @@ LEFT JOIN c_answers a ON a.variable = v.variable AND a.system = v.x[7] AND a.cod
 def _coded_sql(resources: str) -> str:
     parts = []
     for rtype, (path, dates, target) in _CODED.items():
-        d = ", ".join(_sql_str(p) for p in dates)
         n = len(dates)
+        first = path.replace("[*]", "[0]")
+        # One parse: dates, encounter, verification, the first coding, whether there are
+        # more codings, and the first extension; resources with more are parsed again.
+        paths = [
+            *dates,
+            "$.encounter.reference",
+            "$.verificationStatus.coding[0].code",
+            f"{first}.system",
+            f"{first}.code",
+            path.replace("[*]", "[1]"),
+            "$.extension[0].url",
+            "$.extension[0].valueBoolean",
+            "$.extension[1]",
+        ]
+        x = {
+            name: f"x[{n + k + 1}]"
+            for k, name in enumerate(
+                ("enc", "ver", "sys0", "code0", "more", "url0", "bool0", "ext1")
+            )
+        }
         when = ", ".join(f"x[{i + 1}]" for i in range(n))
+        primary = (
+            f"CASE WHEN {x['ext1']} IS NULL "
+            f"THEN coalesce({x['url0']} = {_sql_str(PRIMARY_EXT)} "
+            f"AND {x['bool0']} = 'true', false) "
+            "ELSE coalesce(list_contains(list_transform(list_filter(coalesce(json_extract("
+            "resource, '$.extension[*]'), []), lambda e: e ->> '$.url' = "
+            + _sql_str(PRIMARY_EXT)
+            + "), lambda e: e ->> '$.valueBoolean'), 'true'), false) END"
+            if rtype == "Condition"
+            else "false"
+        )
+        all_systems = f"json_extract_string(resource, '{path.replace('[*]', '[*].system')}')"
+        all_codes = f"json_extract_string(resource, '{path.replace('[*]', '[*].code')}')"
         parts.append(
             f"""SELECT patient_id, id, {_sql_str(rtype)} AS resource_type,
     {_sql_str(target)} AS target, c_time(coalesce({when})) AS t,
     coalesce(length(coalesce({when})) <= 10, false) AS date_only,
-    {_REF.format(f"x[{n + 1}]")} AS encounter_id,
-    coalesce(x[{n + 2}] IN ('refuted', 'entered-in-error'), false) AS refuted,
-    {
-                "coalesce(list_contains(list_transform(list_filter(coalesce(json_extract(resource, "
-                "'$.extension[*]'), []), lambda e: e ->> '$.url' = "
-                + _sql_str(PRIMARY_EXT)
-                + "), lambda e: e ->> '$.valueBoolean'), 'true'), false)"
-                if rtype == "Condition"
-                else "false"
-            } AS is_primary,
-    json_extract_string(resource, '{path.replace("[*]", "[*].system")}') AS systems,
-    json_extract_string(resource, '{path.replace("[*]", "[*].code")}') AS codes
+    {_REF.format(x["enc"])} AS encounter_id,
+    coalesce({x["ver"]} IN ('refuted', 'entered-in-error'), false) AS refuted,
+    {primary} AS is_primary,
+    CASE WHEN {x["more"]} IS NULL THEN [{x["sys0"]}] ELSE {all_systems} END AS systems,
+    CASE WHEN {x["more"]} IS NULL THEN [{x["code0"]}] ELSE {all_codes} END AS codes,
+    {x["more"]} IS NOT NULL AS several
 FROM (SELECT patient_id, id, resource, json_extract_string(resource,
-        [{d}, '$.encounter.reference', '$.verificationStatus.coding[0].code']) AS x
+        [{", ".join(_sql_str(p) for p in paths)}]) AS x
       FROM {resources} WHERE resource_type = {_sql_str(rtype)})"""
         )
     coded = "\nUNION ALL\n".join(parts)
+    # A resource gives a variable once, whichever of its codings matched (exactly, or by a
+    # prefix for ICD-10 and ATC); only resources with several codings need the DISTINCT.
     return f"""
 WITH coded AS (
     SELECT * EXCLUDE (systems, codes), systems[i] AS system, trim(codes[i]) AS code
     FROM (SELECT *, unnest(range(1, len(codes) + 1)) AS i FROM ({coded}))
-    WHERE NOT refuted
+    WHERE NOT refuted AND codes[i] IS NOT NULL
 ),
 exact AS (
     SELECT c.*, k.variable FROM coded c
@@ -290,15 +332,19 @@ exact AS (
         AND k.member = c.code
 ),
 prefixed AS (
-    SELECT c.*, k.variable
+    SELECT c.* EXCLUDE (flat), k.variable
     FROM (SELECT *, upper(replace(replace(code, ' ', ''), '.', '')) AS flat FROM coded) c,
         range(1, length(c.flat) + 1) AS r(n)
     JOIN c_codes k ON k.hierarchical AND k.resource = c.target AND k.system = c.system
         AND k.member = left(c.flat, n)
+),
+matched AS (
+    SELECT * FROM prefixed UNION ALL BY NAME SELECT * FROM exact
 )
-SELECT DISTINCT ON (id, resource_type, variable)
-    patient_id, encounter_id, variable, t, date_only, NULL::DOUBLE AS value, code, system,
-    is_primary,
-    resource_type, id
-FROM (SELECT * EXCLUDE (flat) FROM prefixed UNION ALL BY NAME SELECT * FROM exact)
-ORDER BY id, resource_type, variable, is_primary DESC"""
+SELECT patient_id, encounter_id, variable, t, date_only, NULL::DOUBLE AS value, code, system,
+    is_primary, resource_type, id
+FROM (
+    SELECT DISTINCT ON (id, resource_type, variable) * FROM matched WHERE several
+    UNION ALL BY NAME
+    SELECT * FROM matched WHERE NOT several
+)"""
