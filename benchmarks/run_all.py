@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["views.py", "ingest.py"]
+BENCHMARKS = ["views.py", "ingest.py", "features.py"]
 
 
 def main() -> int:

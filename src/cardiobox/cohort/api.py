@@ -115,11 +115,10 @@ def _open(site: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _prepare(
-    con: duckdb.DuckDBPyConnection, cohort: CompiledCohort, variables: set[str] | None
-) -> None:
-    dictionary = load_dictionary()
-    build_facts(con, dictionary)
+def _prepare(con: duckdb.DuckDBPyConnection, cohort: CompiledCohort) -> None:
+    # Facts of every variable: the inferred follow-up end must not depend on which
+    # variables a feature set happens to read.
+    build_facts(con, load_dictionary())
     con.execute(
         # The site's follow-up end, when a feature set does not give it: the latest dated
         # record, leaving out records dated after their patient's death (always errors).
@@ -163,7 +162,7 @@ def count(definition: Definition, site: str | Path) -> CohortResult:
     compiled = compile_cohort(d, load_dictionary())
     con = _open(site)
     try:
-        _prepare(con, compiled, None)
+        _prepare(con, compiled)
         attrition = _attrition(con, compiled)
     finally:
         con.close()
@@ -223,7 +222,7 @@ def extract(
     fs = compile_features(fs_def, dictionary, dated) if fs_def is not None else CompiledFeatures()
     con = _open(site)
     try:
-        _prepare(con, compiled, fs.variables)
+        _prepare(con, compiled)
         attrition = _attrition(con, compiled)
         table = con.sql(fs.sql(compiled.final)).to_arrow_table()
         last_day = con.execute("SELECT last_day FROM c_extent").fetchall()[0][0]

@@ -214,7 +214,10 @@ def _observations_sql(resources: str) -> str:
     # codings are parsed again for all of them.
     return f"""
 WITH obs AS (
-    SELECT id, patient_id, resource AS doc, x,
+    -- the document is kept only where it is read again (several codings, components)
+    SELECT id, patient_id, x,
+        CASE WHEN x[3] IS NOT NULL OR contains(resource, '"component"') THEN resource END
+            AS doc,
         c_time(coalesce(x[9], x[10], x[11])) AS t,
         coalesce(length(coalesce(x[9], x[10], x[11])) <= 10, false) AS date_only,
         {enc} AS encounter_id
@@ -232,7 +235,7 @@ nodes AS (
         json_extract_string(comp[i], [{node_paths}]) AS x
     FROM (
         SELECT *, json_extract(doc, '$.component[*]') AS comp FROM obs
-        WHERE contains(doc, '"component"')
+        WHERE doc IS NOT NULL AND contains(doc, '"component"')
     ), range(1, len(comp) + 1) AS r(i)
 ),
 coded AS (
