@@ -312,6 +312,8 @@ class CompiledFeatures:
     """A feature set as SQL over a cohort relation ``i``."""
 
     aggregates: list[str] = field(default_factory=list)  # over i LEFT JOIN facts f
+    #: pivots: (their variables, their one aggregate), each over its own join
+    pivots: list[tuple[list[str], str]] = field(default_factory=list)
     projections: list[str] = field(default_factory=list)  # over the aggregated row
     #: derived columns, each over the columns before it (one nested SELECT each, so an input
     #: name always means the output column, never an internal one)
@@ -329,25 +331,27 @@ class CompiledFeatures:
 
     def sql(self, cohort: str) -> str:
         """The analysis table for the rows of relation ``cohort``."""
-        keys = (
-            "i.row_id, i.patient_id, i.encounter_id, i.index_time, i.stay_end, "
-            "i.sex, i.birth_date, i.death_date"
-        )
-        variables = ", ".join(sql_str(v) for v in sorted(self.variables)) or "NULL"
         extra = "".join(f", {expr} AS {alias}" for expr, alias in self.bounds.items())
         rows = f"(SELECT *{extra} FROM {cohort} r)" if extra else cohort
-        aggs = ",\n    ".join(self.aggregates)
+
+        def group(variables: list[str], aggs: list[str]) -> str:
+            # Each group joins only the facts of its own variables: a pivot's many flags do
+            # not pay for the features' records, nor the features for the pivots'.
+            names = ", ".join(sql_str(v) for v in sorted(variables)) or "NULL"
+            return (
+                f"SELECT i.row_id, {', '.join(aggs)}\n"
+                f"FROM {rows} i JOIN c_facts f ON f.patient_id = i.patient_id "
+                f"AND f.variable IN ({names})\nGROUP BY i.row_id"
+            )
+
+        groups = [group(sorted(self.variables), self.aggregates)] if self.aggregates else []
+        groups += [group(v, [agg]) for v, agg in self.pivots]
+        joins = "".join(f"\nLEFT JOIN ({g}) g{k} USING (row_id)" for k, g in enumerate(groups))
         projections = ",\n    ".join(self.projections)
-        inner = (
-            f"SELECT {keys}{', ' + aggs if aggs else ''}\n"
-            f"FROM {rows} i LEFT JOIN c_facts f ON f.patient_id = i.patient_id "
-            f"AND f.variable IN ({variables})\n"
-            f"GROUP BY ALL"
-        )
         query = (
             f"SELECT a.row_id, a.patient_id, a.encounter_id, a.index_time"
             f"{', ' + projections if projections else ''}\n"
-            f"FROM ({inner}) a"
+            f"FROM (SELECT * FROM {rows} i{joins}) a"
         )
         for expr in self.derived:
             query = f"SELECT *, {expr} FROM ({query}) d"
@@ -500,6 +504,8 @@ def compile_features(
             cond = f"f.variable = {sql_str(v.id)} AND {window_sql(item.window, bound=out.bound)}"
             agg, unit = _agg_sql(item, v, cond, dictionary)
             proj = f"a.{ident('_a_' + item.name)}"
+            if item.agg in ("count", "any"):  # no record at all: 0 and false, not missing
+                proj = f"coalesce({proj}, {'0' if item.agg == 'count' else 'false'})"
             if item.round is not None:
                 proj = f"round({proj}, {item.round})"
             value_set = (
@@ -527,10 +533,9 @@ def compile_features(
             ids = ", ".join(sql_str(v.id) for v in members)
             pv = f"_pv{k}"
             cond = f"f.variable IN ({ids}) AND {window_sql(item.window, bound=out.bound)}"
-            out.variables.update(v.id for v in members)
             if members:
                 fn = "list(DISTINCT f.variable)" if item.agg == "any" else "histogram(f.variable)"
-                out.aggregates.append(f"{fn} FILTER (WHERE {cond}) AS {pv}")
+                out.pivots.append(([v.id for v in members], f"{fn} FILTER (WHERE {cond}) AS {pv}"))
             for v in members:
                 name = f"{item.prefix}{v.id}{item.suffix}"
                 proj = (
