@@ -203,6 +203,7 @@ _OBS_PATHS = (
     "$.effectiveInstant",
     "$.effectivePeriod.start",
     "$.encounter.reference",
+    "$.component[0]",
 )
 
 
@@ -216,8 +217,7 @@ def _observations_sql(resources: str) -> str:
 WITH obs AS (
     -- the document is kept only where it is read again (several codings, components)
     SELECT id, patient_id, x,
-        CASE WHEN x[3] IS NOT NULL OR contains(resource, '"component"') THEN resource END
-            AS doc,
+        CASE WHEN x[3] IS NOT NULL OR x[13] IS NOT NULL THEN resource END AS doc,
         c_time(coalesce(x[9], x[10], x[11])) AS t,
         coalesce(length(coalesce(x[9], x[10], x[11])) <= 10, false) AS date_only,
         {enc} AS encounter_id
@@ -235,7 +235,7 @@ nodes AS (
         json_extract_string(comp[i], [{node_paths}]) AS x
     FROM (
         SELECT *, json_extract(doc, '$.component[*]') AS comp FROM obs
-        WHERE doc IS NOT NULL AND contains(doc, '"component"')
+        WHERE x[13] IS NOT NULL
     ), range(1, len(comp) + 1) AS r(i)
 ),
 coded AS (
