@@ -1,10 +1,12 @@
 """Compile cohort definitions and feature sets to DuckDB SQL over the fact tables.
 
 The cohort is a chain of relations, one per step (entry events, each criterion, the
-observation window, the selection), so that the attrition table is a count over each; the
-feature set is one aggregation over the cohort joined to the facts of the variables it reads,
-every feature an aggregate with its own ``FILTER`` (one pass, whatever the number of
-features), followed by one projection for derived columns and outcomes.
+observation window, the selection), so that the attrition table is a count over each. A
+feature set is a few aggregations of the cohort joined to facts — one for the features (each
+an aggregate with its own ``FILTER``), one per pivot (a list or histogram of the variables
+seen, looked up per column) — merged by row, then one projection for demographics and
+outcomes and one nested selection per derived column. Window bounds are computed once per
+cohort row, not once per joined record.
 """
 
 from __future__ import annotations
@@ -311,7 +313,7 @@ class Column:
 class CompiledFeatures:
     """A feature set as SQL over a cohort relation ``i``."""
 
-    aggregates: list[str] = field(default_factory=list)  # over i LEFT JOIN facts f
+    aggregates: list[str] = field(default_factory=list)  # over i JOIN facts f (features)
     #: pivots: (their variables, their one aggregate), each over its own join
     pivots: list[tuple[list[str], str]] = field(default_factory=list)
     projections: list[str] = field(default_factory=list)  # over the aggregated row
