@@ -36,7 +36,6 @@ time linearly to the full store (for quick runs; the full-size run in the docs d
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -52,8 +51,10 @@ import pyarrow as pa
 
 import cardiobox
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import ROOT, print_table, run_step, write_result
+
 LIBRARY = ROOT / "src" / "cardiobox" / "cohort" / "library"
 COHORT = LIBRARY / "hf_admissions.yaml"
 FEATURES = LIBRARY / "hf_features.yaml"
@@ -1023,19 +1024,6 @@ def step_compare(engine_out: str, baseline_out: str, patients: int | None) -> di
     }
 
 
-MARK = "@@result@@"  # precedes a step's JSON on its standard output
-
-
-def _run_step(name: str, *args: Any) -> dict[str, Any]:
-    """Run one step in a fresh Python process and return its JSON result."""
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks import features; "
-        f"print({MARK!r} + json.dumps(features.step_{name}(*{args!r})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.rsplit(MARK, 1)[1])
-
-
 def _commit() -> str | None:
     """The checkout's commit, with ``+dirty`` when ``src/`` has uncommitted changes."""
     try:
@@ -1066,24 +1054,30 @@ def main() -> None:
     commit = _commit()
     with tempfile.TemporaryDirectory() as tmp:
         db = f"{tmp}/site.duckdb"
-        gen = _run_step("generate", db, args.patients, args.observations)
+        gen = run_step("features", "generate", db, args.patients, args.observations)
         print(
             f"generated {sum(gen['resources'].values()):,} resources in {gen['seconds']:.1f} s",
             flush=True,
         )
-        valid = _run_step("validate", db)
+        valid = run_step("features", "validate", db)
         if valid["quarantined"] or valid["warnings"]:
             raise SystemExit(f"the synthetic resources do not pass validation: {valid}")
-        engine = _run_step("engine", db, f"{tmp}/engine.parquet")
+        engine = run_step("features", "engine", db, f"{tmp}/engine.parquet")
         print(f"engine: {engine['seconds']:.1f} s", flush=True)
         empty = [c for c in SANITY if engine["null_share"].get(c, 1) > 0.5]
         if not engine["rows"] or empty:
             raise SystemExit(f"the engine read the store wrongly: {engine['rows']} rows, {empty}")
-        parts = _run_step("breakdown", db)
-        base = _run_step("baseline", db, f"{tmp}/baseline.parquet", args.baseline_patients)
+        parts = run_step("features", "breakdown", db)
+        base = run_step(
+            "features", "baseline", db, f"{tmp}/baseline.parquet", args.baseline_patients
+        )
         print(f"baseline: {base['seconds']:.1f} s", flush=True)
-        agree = _run_step(
-            "compare", f"{tmp}/engine.parquet", f"{tmp}/baseline.parquet", args.baseline_patients
+        agree = run_step(
+            "features",
+            "compare",
+            f"{tmp}/engine.parquet",
+            f"{tmp}/baseline.parquet",
+            args.baseline_patients,
         )
     scale = args.patients / args.baseline_patients if args.baseline_patients else 1.0
     base_seconds = base["seconds"] * scale
@@ -1150,18 +1144,12 @@ def main() -> None:
         f"{engine['columns']} columns, {agree['engine_columns_compared']} of them compared "
         f"with the baseline ({agree['compared_columns_that_vary']} not constant)\n"
     )
-    print(f"| {'measure':<40} | {'measured':>14} | {'target':<8} | met |")
-    print(f"|{'-' * 42}|{'-' * 16}|{'-' * 10}|-----|")
-    for name, got, target, ok in rows:
-        met = "" if ok is None else ("yes" if ok else "NO")
-        print(f"| {name:<40} | {got:>14} | {target:<8} | {met:<3} |")
+    print_table(rows)
     if agree["columns_below_99"]:
         print("\ncolumns below 99 % agreement:")
         for col, share in agree["columns_below_99"].items():
             print(f"  {col}: {share:.2%}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "features.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {RESULTS / 'features.json'}")
+    write_result("features", result)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +30,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import print_table, run_step, write_result
+
 TARGETS = {"rows_per_s": 100_000, "speedup": 20}
 
 CODES = {  # local code: (LOINC, display, [(unit, typical value)])
@@ -176,15 +177,6 @@ def step_row_by_row(folder: str, sample: int) -> dict[str, Any]:
     return {"seconds": seconds, "rows": len(rows), "rows_per_s": len(rows) / seconds}
 
 
-def _run_step(name: str, *args: Any) -> dict[str, Any]:
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks import ingest; "
-        f"print(json.dumps(ingest.step_{name}(*{args!r})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="Lab rows to generate.")
@@ -194,8 +186,8 @@ def main() -> None:
         t = time.perf_counter()
         write_extract(Path(tmp), args.n)
         generated = time.perf_counter() - t
-        ingest = _run_step("ingest", tmp)
-        baseline = _run_step("row_by_row", tmp, args.sample)
+        ingest = run_step("ingest", "ingest", tmp)
+        baseline = run_step("ingest", "row_by_row", tmp, args.sample)
     speedup = ingest["rows_per_s"] / baseline["rows_per_s"]
     result = {
         "benchmark": "ingest",
@@ -223,14 +215,8 @@ def main() -> None:
         f"\nIngestion benchmark: {args.n:,} lab rows "
         f"(ingest {ingest['seconds']:.1f} s; {ingest['rows_quarantined']} quarantined)\n"
     )
-    print(f"| {'measure':<36} | {'measured':>18} | {'target':<18} | met |")
-    print(f"|{'-' * 38}|{'-' * 20}|{'-' * 20}|-----|")
-    for name, got, target, ok in rows:
-        met = "" if ok is None else ("yes" if ok else "NO")
-        print(f"| {name:<36} | {got:>18} | {target:<18} | {met:<3} |")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {RESULTS / 'ingest.json'}")
+    print_table(rows)
+    write_result("ingest", result)
 
 
 if __name__ == "__main__":

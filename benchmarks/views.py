@@ -14,18 +14,18 @@ Run: ``python benchmarks/views.py [--n 1000000] [--sample 20000]``; prints a tab
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import print_table, run_step, write_result
+
 TARGETS = {
     "import_resources_per_s": 50_000,
     "view_rows_per_s": 500_000,
@@ -105,16 +105,6 @@ def step_per_resource(db: str, sample: int) -> dict[str, Any]:
     return {"seconds": seconds, "rows": len(rows), "rows_per_s": len(rows) / seconds}
 
 
-def _run_step(name: str, *args: Any) -> dict[str, Any]:
-    """Run one step in a fresh Python process and return its JSON result."""
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks import views; "
-        f"print(json.dumps(views.step_{name}(*{args!r})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="Observations to generate.")
@@ -122,10 +112,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src, db = f"{tmp}/observations.ndjson", f"{tmp}/site.duckdb"
-        gen = _run_step("generate", src, args.n)
-        imp = _run_step("import", src, db)
-        view = _run_step("view", db)
-        per = _run_step("per_resource", db, args.sample)
+        gen = run_step("views", "generate", src, args.n)
+        imp = run_step("views", "import", src, db)
+        view = run_step("views", "view", db)
+        per = run_step("views", "per_resource", db, args.sample)
     speedup = view["rows_per_s"] / per["rows_per_s"]
     peak = max(imp["peak_memory_gb"], view["peak_memory_gb"])
     result = {
@@ -173,14 +163,8 @@ def main() -> None:
         f"\nSQL-on-FHIR benchmark: {args.n:,} Observations "
         f"(import {imp['seconds']:.1f} s, view {view['seconds']:.2f} s)\n"
     )
-    print(f"| {'measure':<30} | {'measured':>22} | {'target':<22} | met |")
-    print(f"|{'-' * 32}|{'-' * 24}|{'-' * 24}|-----|")
-    for name, got, target, ok in rows:
-        met = "" if ok is None else ("yes" if ok else "NO")
-        print(f"| {name:<30} | {got:>22} | {target:<22} | {met:<3} |")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "views.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {RESULTS / 'views.json'}")
+    print_table(rows)
+    write_result("views", result)
 
 
 if __name__ == "__main__":
