@@ -387,6 +387,7 @@ def run_tour(
         f"[bold green]Tour done.[/] Explore: [bold]cardiobox store stats --site {db}[/], "
         f"[bold]cardiobox store quarantine --site {db}[/], [bold]cardiobox views list[/], "
         f"quality reports in [bold]{workdir}/*_quality/quality.html[/], "
+        f"analysis tables in [bold]{workdir}/*.parquet[/], [bold]cardiobox cohort library[/], "
         "[bold]cardiobox --help[/]"
     )
     return summary
