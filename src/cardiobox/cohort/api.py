@@ -175,15 +175,16 @@ def explain(
     definition: Definition, site: str | Path, features: Definition | None = None
 ) -> CohortResult:
     """Like :func:`count`, with the SQL of the cohort (and of the feature set)."""
-    result = count(definition, site)
     d = _cohort(definition)
     compiled = compile_cohort(d, load_dictionary())
-    result.sql = compiled.script()
-    if features is not None:
+    sql = compiled.script()
+    if features is not None:  # compiled first: a mistake in it is reported before any work
         fs = compile_features(
             _features(features), load_dictionary(), dated=d.entry.event != "patient"
         )
-        result.sql += ";\n\n-- features\n" + fs.sql(compiled.final)
+        sql += ";\n\n-- features\n" + fs.sql(compiled.final)
+    result = count(d, site)
+    result.sql = sql
     return result
 
 
