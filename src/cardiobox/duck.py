@@ -8,6 +8,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+
+def sql_str(text: str) -> str:
+    """Quote text as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 _ARROW_TYPES = {
     "VARCHAR": pa.string(),
     "INTEGER": pa.int32(),

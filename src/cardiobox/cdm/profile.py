@@ -31,7 +31,7 @@ from cardiobox.cdm.codes import canonical_system
 from cardiobox.cdm.dictionary import DataDictionary, load_dictionary
 from cardiobox.cdm.fhir_versions import R5, model_class
 from cardiobox.cdm.findings import Finding
-from cardiobox.duck import temp_table
+from cardiobox.duck import sql_str, temp_table
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,6 @@ def load_profile_spec() -> ProfileSpec:
     )
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _choice_keys(resource_type: str, stem: str) -> list[str]:
     """JSON keys of a choice element (``effective[x]`` → effectiveDateTime, ...)."""
     fields = model_class(R5, resource_type).model_fields
@@ -72,8 +68,8 @@ def _choice_keys(resource_type: str, stem: str) -> list[str]:
 
 def _struct(severity: str, rule: str, element: str, message_sql: str) -> str:
     return (
-        f"{{'severity': {_sql_str(severity)}, 'rule': {_sql_str(rule)}, "
-        f"'element': {_sql_str(element)}, 'message': {message_sql}}}"
+        f"{{'severity': {sql_str(severity)}, 'rule': {sql_str(rule)}, "
+        f"'element': {sql_str(element)}, 'message': {message_sql}}}"
     )
 
 
@@ -87,7 +83,7 @@ class _TypeRules:
 
     def extract_sql(self) -> str:
         """``x``: every value the rules read, from one parse of ``doc``."""
-        return f"json_extract_string(doc, [{', '.join(_sql_str(p) for p in self.paths)}])"
+        return f"json_extract_string(doc, [{', '.join(sql_str(p) for p in self.paths)}])"
 
     def found_sql(self) -> str:
         """The list of findings of a resource; NULL (cheap) when it breaks no rule."""
@@ -101,7 +97,7 @@ class _TypeRules:
             "SELECT seq, f.severity, f.rule, f.element, f.message FROM ("
             f"SELECT seq, unnest(found) AS f FROM (SELECT seq, {self.found_sql()} AS found "
             f"FROM (SELECT seq, doc, {self.extract_sql()} AS x FROM items "
-            f"WHERE resource_type = {_sql_str(self.rtype)})) WHERE found IS NOT NULL"
+            f"WHERE resource_type = {sql_str(self.rtype)})) WHERE found IS NOT NULL"
             ") WHERE f IS NOT NULL"
         )
 
@@ -131,7 +127,7 @@ def _type_rules(spec: ProfileSpec, rtype: str, seed: tuple[str, ...] = ()) -> _T
                     severity,
                     "required",
                     f"{rtype}.{element}",
-                    _sql_str(f"{rtype}.{element} is required by the cardiology data model"),
+                    sql_str(f"{rtype}.{element} is required by the cardiology data model"),
                 ),
             )
         )
@@ -154,7 +150,7 @@ def _type_rules(spec: ProfileSpec, rtype: str, seed: tuple[str, ...] = ()) -> _T
         if path.split(".", 1)[0] != rtype:
             continue
         element = path.split(".", 1)[1]
-        systems_sql = "[" + ", ".join(_sql_str(x) for x in systems) + "]"
+        systems_sql = "[" + ", ".join(sql_str(x) for x in systems) + "]"
         first_two = (
             f"[{at(f'$.{element}.coding[0].system')}, {at(f'$.{element}.coding[1].system')}]"
         )
@@ -171,7 +167,7 @@ def _type_rules(spec: ProfileSpec, rtype: str, seed: tuple[str, ...] = ()) -> _T
                     "warning",
                     "binding",
                     path,
-                    _sql_str(
+                    sql_str(
                         f"{path} has no coding from {', '.join(systems)}; the data model's "
                         "code sets will not match it"
                     ),
@@ -269,7 +265,7 @@ def _measurements_sql(obs: _TypeRules) -> str:
     ``obs_scan``: each Observation parsed once, for its own findings and its measurement
     columns; ``valued``: each measurement joined to its dictionary variable.
     """
-    paths = ", ".join(_sql_str(p) for p in _MEASURE_PATHS)
+    paths = ", ".join(sql_str(p) for p in _MEASURE_PATHS)
     return f"""
 code_index AS (
     SELECT map(list(system || '|' || code), list(idx)) AS m FROM cdm_codes

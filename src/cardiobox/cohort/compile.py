@@ -31,12 +31,8 @@ from cardiobox.cohort.definition import (
     offset_sql,
     parse_offset,
 )
+from cardiobox.duck import sql_str
 from cardiobox.errors import InputError
-
-
-def sql_str(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def ident(name: str) -> str:

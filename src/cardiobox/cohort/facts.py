@@ -35,7 +35,7 @@ import duckdb
 
 from cardiobox.cdm import codes as codesys
 from cardiobox.cdm.dictionary import DataDictionary
-from cardiobox.duck import temp_table
+from cardiobox.duck import sql_str, temp_table
 from cardiobox.store.views.standard import compile_standard_view, run_standard_view, union_sql
 
 PRIMARY_EXT = "https://cardiobox.org/fhir/StructureDefinition/primary-diagnosis"
@@ -75,10 +75,6 @@ _CODED: dict[str, tuple[str, tuple[str, ...], str]] = {
 }
 
 _REF = "regexp_extract({}, '(?:^|/)Encounter/([A-Za-z0-9\\-\\.]{{1,64}})$', 1)"
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _code_rows(dictionary: DataDictionary) -> list[tuple[str, str, str, str, bool]]:
@@ -208,8 +204,8 @@ _OBS_PATHS = (
 
 
 def _observations_sql(resources: str) -> str:
-    node_paths = ", ".join(_sql_str(p) for p in _NODE_PATHS)
-    obs_paths = ", ".join(_sql_str(p) for p in _OBS_PATHS)
+    node_paths = ", ".join(sql_str(p) for p in _NODE_PATHS)
+    obs_paths = ", ".join(sql_str(p) for p in _OBS_PATHS)
     enc = _REF.format("x[12]")
     # Most nodes have one coding: they are matched from the single parse. Nodes with more
     # codings are parsed again for all of them.
@@ -295,11 +291,11 @@ def _coded_sql(resources: str) -> str:
         when = ", ".join(f"x[{i + 1}]" for i in range(n))
         primary = (
             f"CASE WHEN {x['ext1']} IS NULL "
-            f"THEN coalesce({x['url0']} = {_sql_str(PRIMARY_EXT)} "
+            f"THEN coalesce({x['url0']} = {sql_str(PRIMARY_EXT)} "
             f"AND {x['bool0']} = 'true', false) "
             "ELSE coalesce(list_contains(list_transform(list_filter(coalesce(json_extract("
             "resource, '$.extension[*]'), []), lambda e: e ->> '$.url' = "
-            + _sql_str(PRIMARY_EXT)
+            + sql_str(PRIMARY_EXT)
             + "), lambda e: e ->> '$.valueBoolean'), 'true'), false) END"
             if rtype == "Condition"
             else "false"
@@ -307,8 +303,8 @@ def _coded_sql(resources: str) -> str:
         all_systems = f"json_extract_string(resource, '{path.replace('[*]', '[*].system')}')"
         all_codes = f"json_extract_string(resource, '{path.replace('[*]', '[*].code')}')"
         parts.append(
-            f"""SELECT patient_id, id, {_sql_str(rtype)} AS resource_type,
-    {_sql_str(target)} AS target, c_time(coalesce({when})) AS t,
+            f"""SELECT patient_id, id, {sql_str(rtype)} AS resource_type,
+    {sql_str(target)} AS target, c_time(coalesce({when})) AS t,
     coalesce(length(coalesce({when})) <= 10, false) AS date_only,
     {_REF.format(x["enc"])} AS encounter_id,
     coalesce({x["ver"]} IN ('refuted', 'entered-in-error'), false) AS refuted,
@@ -317,8 +313,8 @@ def _coded_sql(resources: str) -> str:
     CASE WHEN {x["more"]} IS NULL THEN [{x["code0"]}] ELSE {all_codes} END AS codes,
     {x["more"]} IS NOT NULL AS several
 FROM (SELECT patient_id, id, resource, json_extract_string(resource,
-        [{", ".join(_sql_str(p) for p in paths)}]) AS x
-      FROM {resources} WHERE resource_type = {_sql_str(rtype)})"""
+        [{", ".join(sql_str(p) for p in paths)}]) AS x
+      FROM {resources} WHERE resource_type = {sql_str(rtype)})"""
         )
     coded = "\nUNION ALL\n".join(parts)
     # A resource gives a variable once, whichever of its codings matched (exactly, or by a

@@ -14,12 +14,9 @@ Days count calendar days between the dates (the origin's day is day 0).
 from __future__ import annotations
 
 from cardiobox.cohort.definition import Outcome, offset_sql
+from cardiobox.duck import sql_str
 
 INPATIENT = "IMP"
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def outcome_sql(o: Outcome) -> tuple[str, str, str]:
@@ -27,7 +24,7 @@ def outcome_sql(o: Outcome) -> tuple[str, str, str]:
     origin = "a.index_time" if o.origin == "index" else "coalesce(a.stay_end, a.index_time)"
     end = offset_sql(origin, o.horizon)
     censor = (
-        f"DATE {_sql_str(o.follow_up_end)}"
+        f"DATE {sql_str(o.follow_up_end)}"
         if o.follow_up_end
         else "(SELECT max(last_day) FROM c_extent)"
     )
@@ -61,7 +58,7 @@ def outcome_sql(o: Outcome) -> tuple[str, str, str]:
     else:
         dx = (
             " AND EXISTS (SELECT 1 FROM c_facts d WHERE d.encounter_id = e.encounter_id "
-            f"AND d.variable = {_sql_str(o.diagnosis)} AND d.is_primary)"
+            f"AND d.variable = {sql_str(o.diagnosis)} AND d.is_primary)"
             if o.diagnosis
             else ""
         )

@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cardiobox import yamlio
 from cardiobox.cdm import load_dictionary
+from cardiobox.duck import sql_str
 from cardiobox.errors import InputError
 
 __all__ = [
@@ -261,7 +262,7 @@ def _fold_stripped_sql(expr: str) -> str:
     """:func:`fold_unit_sql` of an expression already free of white space."""
     out = f"lower({expr})"
     for old, new in _REPLACEMENTS:
-        out = f"replace({out}, {_sql_string(old)}, {_sql_string(new)})"
+        out = f"replace({out}, {sql_str(old)}, {sql_str(new)})"
     return out
 
 
@@ -726,7 +727,7 @@ def unit_code_sql(unit_column_expr: str, variable_id: str | None = None) -> str:
             raw_null.append(raw)
         else:
             groups.setdefault(code, (code, [], []))[1].append(raw)
-    branches = [(raw, folded, _sql_string(code)) for code, raw, folded in groups.values()]
+    branches = [(raw, folded, sql_str(code)) for code, raw, folded in groups.values()]
     return _case_on_spelling(unit_column_expr, raw_null, branches)
 
 
@@ -897,12 +898,8 @@ def _case_on_spelling(
     return f"list_transform([{stripped}], lambda {_RAW}: {inner})[1]"
 
 
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _sql_list(items: Iterable[str]) -> str:
-    return ", ".join(_sql_string(x) for x in items)
+    return ", ".join(sql_str(x) for x in items)
 
 
 def _sql_double(x: float) -> str:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cardiobox.cdm.dictionary import Variable
-from cardiobox.quality.tables import Workspace, sql_str
+from cardiobox.duck import sql_str
+from cardiobox.quality.tables import Workspace
 
 #: Percentiles reported, as fractions.
 QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)

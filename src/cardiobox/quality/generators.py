@@ -32,9 +32,10 @@ from cardiobox.cdm.dictionary import DataDictionary, Variable, load_dictionary
 from cardiobox.cdm.docs import format_number, system_label
 from cardiobox.cdm.fhir_versions import R5, model_class
 from cardiobox.cdm.profile import ProfileSpec, load_profile_spec
+from cardiobox.duck import sql_str
 from cardiobox.errors import InputError, Location
 from cardiobox.quality.spec import ROW_COLUMNS, Check, DateSource, Family, parse_check
-from cardiobox.quality.tables import ANSWER_ELEMENTS, sql_str
+from cardiobox.quality.tables import ANSWER_ELEMENTS
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from cardiobox.cdm import codes as codesys
 from cardiobox.cdm.dictionary import DataDictionary, Variable
+from cardiobox.duck import sql_str
 from cardiobox.store.views.standard import compile_standard_view, run_standard_view, union_sql
 
 if TYPE_CHECKING:
@@ -54,11 +55,6 @@ CREATE OR REPLACE TEMP MACRO q_after(a, b) AS CASE
     ELSE left(a, least(length(a), length(b), 10)) > left(b, least(length(a), length(b), 10))
 END;
 """
-
-
-def sql_str(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _codings(json_list: str) -> str:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cardiobox.duck import sql_str
 from cardiobox.errors import Location, ViewDefinitionError
 from cardiobox.store.views import schema
 from cardiobox.store.views.fhirpath import parse
@@ -63,7 +64,6 @@ from cardiobox.store.views.sqlvalue import (
     is_empty,
     let,
     single,
-    sql_str,
     typed,
 )
 from cardiobox.store.views.types import column_kind, sql_type

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from cardiobox.duck import sql_str
 from cardiobox.store.views import schema
 from cardiobox.store.views.fhirpath import Node, constant_name, identifier_text
 from cardiobox.store.views.model import Constant
@@ -42,7 +43,6 @@ from cardiobox.store.views.sqlvalue import (
     let,
     member_step,
     single,
-    sql_str,
     typed,
 )
 

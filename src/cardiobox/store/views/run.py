@@ -11,6 +11,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from cardiobox.duck import sql_str
 from cardiobox.errors import InputError, Location, ViewDefinitionError
 from cardiobox.store.views.compiler import (
     REPEAT_TOO_DEEP,
@@ -21,7 +22,7 @@ from cardiobox.store.views.compiler import (
 )
 from cardiobox.store.views.fallback import evaluate_view
 from cardiobox.store.views.model import ViewDefinition
-from cardiobox.store.views.sqlvalue import ERROR_MARK, sql_str
+from cardiobox.store.views.sqlvalue import ERROR_MARK
 from cardiobox.store.views.types import arrow_type
 
 

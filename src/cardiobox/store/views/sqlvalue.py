@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from cardiobox.duck import sql_str
 from cardiobox.store.views import schema
 
 #: SQL type for each value kind.
@@ -49,11 +50,6 @@ ERROR_MARK = "cardiobox-view:"
 
 class UnsupportedError(Exception):
     """A construct the SQL compiler does not translate; the view goes to the fallback."""
-
-
-def sql_str(text: str) -> str:
-    """Quote text as a SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 class Names:
