@@ -50,6 +50,15 @@ import numpy as np
 import pyarrow as pa
 
 import cardiobox
+from cardiobox.cdm.codes import (
+    ATC,
+    DT4H_ECG_PARAMETER,
+    ICD10,
+    LOINC,
+    PRIMARY_DIAGNOSIS_EXT,
+    UCUM,
+    V3_ACT_CODE,
+)
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -63,17 +72,10 @@ TARGETS = {"speedup": 10}
 SANITY = ["sbp_admission", "creatinine_admission", "nt_probnp_admission", "age", "death_1y"]
 SEED = 20261128
 
-LOINC = "http://loinc.org"
-UCUM = "http://unitsofmeasure.org"
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-ATC = "http://www.whocc.no/atc"
-ECG_PARAM = "https://datatools4heart.eu/fhir/CodeSystem/ecg-parameter"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 COND_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-PRIMARY_EXT = "https://cardiobox.org/fhir/StructureDefinition/primary-diagnosis"
 TZ = "+01:00"
 
 # Observation kinds: (kind, share, LOINC code, display, category, unit, mean, sd, lo, hi, decimals)
@@ -372,13 +374,17 @@ def _insert_sql() -> list[str]:
 
     primary = _member(
         "extension",
-        _cat(_lit('[{"url":"' + PRIMARY_EXT + '","valueBoolean":'), "is_primary::VARCHAR", "'}]'"),
+        _cat(
+            _lit('[{"url":"' + PRIMARY_DIAGNOSIS_EXT + '","valueBoolean":'),
+            "is_primary::VARCHAR",
+            "'}]'",
+        ),
     )
     nyha_list = "[" + ", ".join(_lit(c) for c in NYHA) + "]"
     quantity = _member("valueQuantity", _quantity("value", "unit"))
     nyha = _member("valueCodeableConcept", _coding(LOINC, f"{nyha_list}[answer + 1]"))
     qrs = _component(LOINC, "'8633-0'", _member("valueQuantity", _quantity("value", "'ms'")))
-    af = _component(ECG_PARAM, "'ECG-AF'", _member("valueBoolean", "flag::VARCHAR"))
+    af = _component(DT4H_ECG_PARAMETER, "'ECG-AF'", _member("valueBoolean", "flag::VARCHAR"))
     ecg = _member("component", _cat("'['", qrs, "','", af, "']'"))
     lvef = _component(LOINC, "lvef_code", _member("valueQuantity", _quantity("value", "'%'")))
     echo = _member("component", _cat("'['", lvef, "']'"))
@@ -404,7 +410,7 @@ def _insert_sql() -> list[str]:
                     "status",
                     _str("CASE WHEN stop IS NULL THEN 'in-progress' ELSE 'completed' END"),
                 ),
-                _member("class", _cat("'['", _coding(ACT_CODE, "cls"), "']'")),
+                _member("class", _cat("'['", _coding(V3_ACT_CODE, "cls"), "']'")),
                 subject,
                 _member(
                     "actualPeriod",
@@ -716,7 +722,7 @@ def _read(db: str, patients: int | None) -> dict[str, Any]:
                     t = node[leaf]
                     break
             primary = any(
-                e.get("url") == PRIMARY_EXT and e.get("valueBoolean") is True
+                e.get("url") == PRIMARY_DIAGNOSIS_EXT and e.get("valueBoolean") is True
                 for e in d.get("extension", ())
             )
             eid = _ref_id((d.get("encounter") or {}).get("reference"), "Encounter")

@@ -25,6 +25,8 @@ ICD10_PCS_HL7 = "http://hl7.org/fhir/sid/icd-10-pcs"
 ADMINISTRATIVE_GENDER = "http://hl7.org/fhir/administrative-gender"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ADMIT_SOURCE = "http://terminology.hl7.org/CodeSystem/admit-source"
+#: cardiobox extension marking a Condition as the encounter's primary diagnosis (valueBoolean)
+PRIMARY_DIAGNOSIS_EXT = "https://cardiobox.org/fhir/StructureDefinition/primary-diagnosis"
 
 #: Code systems defined by the DataTools4Heart (DT4H) common data model.
 DT4H_ECHO_PARAMETER = "https://datatools4heart.eu/fhir/CodeSystem/echo-parameter"

@@ -306,6 +306,23 @@ class DataDictionary:
         hits = self.find_all(system, code)
         return hits[0] if hits else None
 
+    def code_members(self) -> list[tuple[str, str, str, str, bool]]:
+        """Every code identifying a variable, for joins in SQL.
+
+        Rows ``(variable, resource, system, member, hierarchical)``, one per equivalent
+        system; hierarchical members (ICD-10, ATC) are written without dots and upper-case,
+        to be matched as prefixes.
+        """
+        rows: list[tuple[str, str, str, str, bool]] = []
+        for v in self:
+            for cs in v.codes:
+                systems = codesys.EQUIVALENT_SYSTEMS.get(cs.system, frozenset({cs.system}))
+                for system in sorted(systems):
+                    for code in cs.codes:
+                        member = code.replace(".", "").upper() if cs.hierarchical else code
+                        rows.append((v.id, v.resource, system, member, cs.hierarchical))
+        return rows
+
     def find_all(self, system: str, code: str) -> list[Variable]:
         """All variables identified by ``system|code`` (a code can be in several sets)."""
         sys_uri = codesys.canonical_system(system)

@@ -36,9 +36,7 @@ import duckdb
 from cardiobox.cdm import codes as codesys
 from cardiobox.cdm.dictionary import DataDictionary
 from cardiobox.duck import sql_str, temp_table
-from cardiobox.store.views.standard import compile_standard_view, run_standard_view, union_sql
-
-PRIMARY_EXT = "https://cardiobox.org/fhir/StructureDefinition/primary-diagnosis"
+from cardiobox.store.views.standard import materialise_standard_view
 
 #: FHIR date or dateTime text → local TIMESTAMP (partial dates as the dictionary says).
 MACROS = """
@@ -78,19 +76,12 @@ _REF = "regexp_extract({}, '(?:^|/)Encounter/([A-Za-z0-9\\-\\.]{{1,64}})$', 1)"
 
 
 def _code_rows(dictionary: DataDictionary) -> list[tuple[str, str, str, str, bool]]:
-    """(variable, resource, system, member, hierarchical), without redundant members.
+    """The dictionary's code members, without redundant ones.
 
     A hierarchical member covered by a shorter one of the same variable (I50.9 under I50) is
     left out, so that one code matches a variable once.
     """
-    rows: set[tuple[str, str, str, str, bool]] = set()
-    for v in dictionary:
-        for cs in v.codes:
-            systems = codesys.EQUIVALENT_SYSTEMS.get(cs.system, frozenset({cs.system}))
-            for system in sorted(systems):
-                for code in cs.codes:
-                    member = code.replace(".", "").upper() if cs.hierarchical else code
-                    rows.add((v.id, v.resource, system, member, cs.hierarchical))
+    rows = set(dictionary.code_members())
     prefixes = {(r[0], r[2], r[3]) for r in rows if r[4]}
     return sorted(
         r
@@ -149,8 +140,8 @@ def build_facts(
         _answer_rows(dictionary),
     )
     # Patients and encounters through the store's standard SQL-on-FHIR views.
-    _view(con, "patient", resources)
-    _view(con, "encounter", resources)
+    materialise_standard_view(con, "patient", "c_view_patient", resources)
+    materialise_standard_view(con, "encounter", "c_view_encounter", resources)
     con.execute(
         """CREATE OR REPLACE TEMP TABLE c_patients AS
         SELECT id AS patient_id, gender AS sex, c_time(birth_date::VARCHAR)::DATE AS birth_date,
@@ -167,18 +158,6 @@ def build_facts(
         f"CREATE OR REPLACE TEMP TABLE c_facts AS SELECT * FROM ({_observations_sql(resources)})\n"
         f"UNION ALL BY NAME\nSELECT * FROM ({_coded_sql(resources)})"
     )
-
-
-def _view(con: duckdb.DuckDBPyConnection, name: str, resources: str) -> None:
-    """Materialise a standard view as ``c_view_<name>``."""
-    compiled = compile_standard_view(name, resources)
-    if any(c.uses_fallback for c in compiled):  # not for patient and encounter, but be safe
-        table = run_standard_view(con, name, resources)
-        con.register("_c_view_arrow", table)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE c_view_{name} AS SELECT * FROM _c_view_arrow")
-        con.unregister("_c_view_arrow")
-    else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE c_view_{name} AS {union_sql(compiled)}")
 
 
 # What is read of each Observation node (the resource or a component), in one parse:
@@ -291,11 +270,11 @@ def _coded_sql(resources: str) -> str:
         when = ", ".join(f"x[{i + 1}]" for i in range(n))
         primary = (
             f"CASE WHEN {x['ext1']} IS NULL "
-            f"THEN coalesce({x['url0']} = {sql_str(PRIMARY_EXT)} "
+            f"THEN coalesce({x['url0']} = {sql_str(codesys.PRIMARY_DIAGNOSIS_EXT)} "
             f"AND {x['bool0']} = 'true', false) "
             "ELSE coalesce(list_contains(list_transform(list_filter(coalesce(json_extract("
             "resource, '$.extension[*]'), []), lambda e: e ->> '$.url' = "
-            + sql_str(PRIMARY_EXT)
+            + sql_str(codesys.PRIMARY_DIAGNOSIS_EXT)
             + "), lambda e: e ->> '$.valueBoolean'), 'true'), false) END"
             if rtype == "Condition"
             else "false"

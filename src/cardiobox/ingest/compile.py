@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from cardiobox.cdm import Variable, load_dictionary
-from cardiobox.cdm.codes import canonical_system
+from cardiobox.cdm.codes import PRIMARY_DIAGNOSIS_EXT, canonical_system
 from cardiobox.errors import InputError
 from cardiobox.ingest import units
 from cardiobox.ingest.concept_maps import LoadedMap, lookup_key_sql
@@ -33,7 +33,6 @@ COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 COND_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-PRIMARY_EXT = "https://cardiobox.org/fhir/StructureDefinition/primary-diagnosis"
 _JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 _TIME_DIRECTIVES = re.compile(r"%[HIMSpfTRXc]")
 
@@ -752,7 +751,7 @@ class BlockCompiler:
             pb = self.compile(f.primary, "boolean")
             problems += pb.problems
             ext = (
-                f'CASE WHEN {pb.sql} IS NOT NULL THEN \'[{{"url":"{PRIMARY_EXT}","valueBoolean":\' || '
+                f'CASE WHEN {pb.sql} IS NOT NULL THEN \'[{{"url":"{PRIMARY_DIAGNOSIS_EXT}","valueBoolean":\' || '
                 f"CASE WHEN {pb.sql} THEN 'true' ELSE 'false' END || '}}]' END"
             )
             bits.append(f"{pb.sql} IS NOT NULL")

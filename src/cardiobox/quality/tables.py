@@ -35,7 +35,7 @@ import pyarrow as pa
 from cardiobox.cdm import codes as codesys
 from cardiobox.cdm.dictionary import DataDictionary, Variable
 from cardiobox.duck import sql_str
-from cardiobox.store.views.standard import compile_standard_view, run_standard_view, union_sql
+from cardiobox.store.views.standard import materialise_standard_view
 
 if TYPE_CHECKING:
     from cardiobox.quality.spec import DateSource
@@ -250,14 +250,7 @@ class Workspace:
 
     # -- standard views ----------------------------------------------------------------------
     def _view(self, name: str) -> None:
-        compiled = compile_standard_view(name)
-        if any(c.uses_fallback for c in compiled):
-            table = run_standard_view(self.con, name)
-            self.con.register("_q_arrow", table)
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE v_{name} AS SELECT * FROM _q_arrow")
-            self.con.unregister("_q_arrow")
-        else:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE v_{name} AS {union_sql(compiled)}")
+        materialise_standard_view(self.con, name, f"v_{name}")
 
     # -- dictionary tables -------------------------------------------------------------------
     def _vars(self) -> None:
@@ -278,14 +271,7 @@ class Workspace:
         self._load("q_vars", rows, names)
 
     def _codes(self) -> None:
-        rows: list[tuple[str, str, str, str, bool]] = []
-        for v in self.dictionary:
-            for cs in v.codes:
-                systems = codesys.EQUIVALENT_SYSTEMS.get(cs.system, frozenset({cs.system}))
-                for system in sorted(systems):
-                    for code in cs.codes:
-                        member = code.replace(".", "").upper() if cs.hierarchical else code
-                        rows.append((v.id, v.resource, system, member, cs.hierarchical))
+        rows = self.dictionary.code_members()
         self._load("q_codes", rows, ["variable", "resource", "system", "member", "hierarchical"])
 
     def _load(self, name: str, rows: Sequence[tuple[Any, ...]], names: list[str]) -> None:

@@ -131,6 +131,28 @@ def run_standard_view(
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
 
 
+def materialise_standard_view(
+    con: duckdb.DuckDBPyConnection, name: str, table: str, source: str = "resources"
+) -> None:
+    """Create the temporary table ``table`` holding a standard view's rows.
+
+    In SQL when the view compiles to SQL; through the fallback evaluator (and Arrow)
+    otherwise.
+    """
+    compiled = compile_standard_view(name, source)
+    if any(c.uses_fallback for c in compiled):
+        arrow = run_standard_view(con, name, source)
+        con.register("_standard_view_arrow", arrow)
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM _standard_view_arrow"
+            )
+        finally:
+            con.unregister("_standard_view_arrow")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {union_sql(compiled)}")
+
+
 __all__ = [
     "GROUPS",
     "STANDARD_DIR",
@@ -139,6 +161,7 @@ __all__ = [
     "is_standard_view",
     "list_standard_views",
     "load_standard_view",
+    "materialise_standard_view",
     "members",
     "run_standard_view",
     "standard_view_names",
