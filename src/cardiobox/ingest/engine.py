@@ -19,6 +19,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from cardiobox.duck import temp_table
 from cardiobox.errors import InputError, Location
 from cardiobox.ingest.compile import (
     BlockCompiler,
@@ -97,16 +98,8 @@ def _pseudonyms(
         locals_.update(
             v for (v,) in con.execute(f"SELECT DISTINCT {expr} FROM _srcx s").fetchall() if v
         )
-    ordered = sorted(locals_)
-    con.register(
-        "_ps_arrow",
-        pa.table(
-            {"local": ordered, "pseudo": [key.pseudonym(kind, v) for v in ordered]},
-            schema=pa.schema([("local", pa.string()), ("pseudo", pa.string())]),
-        ),
-    )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM _ps_arrow")
-    con.unregister("_ps_arrow")
+    rows = [(v, key.pseudonym(kind, v)) for v in sorted(locals_)]
+    temp_table(con, table, [("local", "VARCHAR"), ("pseudo", "VARCHAR")], rows)
 
 
 class MappingRun:

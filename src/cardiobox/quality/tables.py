@@ -24,17 +24,16 @@ relation                  holds
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
 from cardiobox.cdm import codes as codesys
 from cardiobox.cdm.dictionary import DataDictionary, Variable
-from cardiobox.duck import sql_str
+from cardiobox.duck import sql_str, temp_table
 from cardiobox.store.views.standard import materialise_standard_view
 
 if TYPE_CHECKING:
@@ -267,20 +266,14 @@ class Workspace:
             )
             for v in self.dictionary
         ]
-        names = ["variable", "name", "category", "resource", "value_type", "unit", "lo", "hi"]
-        self._load("q_vars", rows, names)
+        text = ("variable", "name", "category", "resource", "value_type", "unit")
+        columns = [*((c, "VARCHAR") for c in text), ("lo", "DOUBLE"), ("hi", "DOUBLE")]
+        temp_table(self.con, "q_vars", columns, rows)
 
     def _codes(self) -> None:
-        rows = self.dictionary.code_members()
-        self._load("q_codes", rows, ["variable", "resource", "system", "member", "hierarchical"])
-
-    def _load(self, name: str, rows: Sequence[tuple[Any, ...]], names: list[str]) -> None:
-        # Small metadata tables (variables, codes) go in through Arrow.
-        columns: list[list[Any]] = [[row[i] for row in rows] for i in range(len(names))]
-        table = pa.table({n: pa.array(col) for n, col in zip(names, columns, strict=True)})
-        self.con.register("_q_arrow", table)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _q_arrow")
-        self.con.unregister("_q_arrow")
+        text = ("variable", "resource", "system", "member")
+        columns = [*((c, "VARCHAR") for c in text), ("hierarchical", "BOOLEAN")]
+        temp_table(self.con, "q_codes", columns, self.dictionary.code_members())
 
     # -- dates ---------------------------------------------------------------------------------
     def _events(self) -> None:

@@ -288,10 +288,12 @@ class Importer:
         ``_warnings`` the warnings on accepted items.
         """
         con = self.con
-        vt = pa.table({"file": list(versions), "fhir_version": list(versions.values())})
-        con.register("_versions_arrow", vt)
-        con.execute("CREATE OR REPLACE TEMP TABLE _versions AS SELECT * FROM _versions_arrow")
-        con.unregister("_versions_arrow")
+        temp_table(
+            con,
+            "_versions",
+            [("file", "VARCHAR"), ("fhir_version", "VARCHAR")],
+            list(versions.items()),
+        )
         known = [(v, t) for v in set(versions.values()) for t in resource_types(v)]
         temp_table(con, "_known", [("fhir_version", "VARCHAR"), ("rt", "VARCHAR")], known)
         self.progress("checking JSON", 0, None)
