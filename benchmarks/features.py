@@ -573,6 +573,7 @@ def step_breakdown(db: str) -> dict[str, Any]:
     con = api._open(db)
     t0 = time.perf_counter()
     api._prepare(con, compiled)
+    api._follow_up_extent(con)
     t1 = time.perf_counter()
     table = con.sql(features.sql(compiled.final)).to_arrow_table()
     t2 = time.perf_counter()

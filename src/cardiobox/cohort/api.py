@@ -119,9 +119,17 @@ def _prepare(con: duckdb.DuckDBPyConnection, cohort: CompiledCohort) -> None:
     # Facts of every variable: the inferred follow-up end must not depend on which
     # variables a feature set happens to read.
     build_facts(con, load_dictionary())
+    for k, step in enumerate(cohort.steps):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE cohort_{k} AS {step.sql}")
+
+
+def _follow_up_extent(con: duckdb.DuckDBPyConnection) -> None:
+    """``c_extent``: the site's follow-up end when a feature set does not give it.
+
+    The latest dated record, leaving out records dated after their patient's death (always
+    errors). Only outcomes read it.
+    """
     con.execute(
-        # The site's follow-up end, when a feature set does not give it: the latest dated
-        # record, leaving out records dated after their patient's death (always errors).
         """CREATE OR REPLACE TEMP TABLE c_extent AS SELECT max(d)::DATE AS last_day FROM (
             SELECT max(f.t) AS d FROM c_facts f LEFT JOIN c_patients p USING (patient_id)
                 WHERE p.death_date IS NULL OR f.t::DATE <= p.death_date
@@ -130,8 +138,6 @@ def _prepare(con: duckdb.DuckDBPyConnection, cohort: CompiledCohort) -> None:
                 WHERE p.death_date IS NULL OR e.start::DATE <= p.death_date
             UNION ALL SELECT max(death_date)::TIMESTAMP FROM c_patients)"""
     )
-    for k, step in enumerate(cohort.steps):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE cohort_{k} AS {step.sql}")
 
 
 def _attrition(con: duckdb.DuckDBPyConnection, cohort: CompiledCohort) -> list[AttritionRow]:
@@ -224,6 +230,7 @@ def extract(
     con = _open(site)
     try:
         _prepare(con, compiled)
+        _follow_up_extent(con)
         attrition = _attrition(con, compiled)
         table = con.sql(fs.sql(compiled.final)).to_arrow_table()
         last_day = con.execute("SELECT last_day FROM c_extent").fetchall()[0][0]

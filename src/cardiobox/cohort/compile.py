@@ -50,40 +50,36 @@ def _unknown_variable(name: str, dictionary: DataDictionary, where: str) -> Inpu
     )
 
 
-def window_sql(
-    w: WindowSpec, t: str = "f.t", i: str = "i", bound: Callable[[str], str] | None = None
-) -> str:
-    """SQL condition: the fact time ``t`` lies in the window of index row ``i``.
+def window_sql(w: WindowSpec, bound: Callable[[str], str] | None = None) -> str:
+    """SQL condition: the time of fact ``f`` lies in the window of index row ``i``.
 
     ``bound`` (for feature sets) turns an expression of the index row (written over ``r``)
     into a column computed once per row, instead of once per joined record.
     """
 
     def at(expr: str) -> str:
-        return bound(expr.format(i="r")) if bound is not None else expr.format(i=i)
+        return bound(expr.format(i="r")) if bound is not None else expr.format(i="i")
 
     if w == "ever":
         return "true"
     if w == "before":
-        return f"{t} < {i}.index_time"
+        return "f.t < i.index_time"
     if w == "stay":
-        end = at("coalesce({i}.stay_end, {i}.index_time)")
-        if t != "f.t":
-            return f"{t} >= {i}.index_time AND {t} <= {end}"
         # A record dated without a time (midnight) on the admission or discharge day belongs
         # to the stay.
         day = at("date_trunc('day', {i}.index_time)")
-        return f"{t} >= {day} AND {t} <= {end} AND ({t} >= {i}.index_time OR f.date_only)"
+        end = at("coalesce({i}.stay_end, {i}.index_time)")
+        return f"f.t >= {day} AND f.t <= {end} AND (f.t >= i.index_time OR f.date_only)"
     assert isinstance(w, Window)
     parts = []
     if w.start is not None:
         op = ">=" if w.closed in ("both", "left") else ">"
-        parts.append(f"{t} {op} {at(offset_sql('{i}.index_time', w.start))}")
+        parts.append(f"f.t {op} {at(offset_sql('{i}.index_time', w.start))}")
     if w.end is not None:
         op = "<=" if w.closed in ("both", "right") else "<"
-        parts.append(f"{t} {op} {at(offset_sql('{i}.index_time', w.end))}")
+        parts.append(f"f.t {op} {at(offset_sql('{i}.index_time', w.end))}")
     if not parts:  # an open window: every dated record
-        parts.append(f"{t} IS NOT NULL")
+        parts.append("f.t IS NOT NULL")
     return " AND ".join(parts)
 
 
