@@ -36,6 +36,7 @@ def _register() -> None:
         cdm_cmd,
         cohort_cmd,
         demo_cmd,
+        fed_cmd,
         ingest_cmd,
         quality_cmd,
         store_cmd,
@@ -48,6 +49,7 @@ def _register() -> None:
     app.add_typer(quality_cmd.app, name="quality")
     app.add_typer(ingest_cmd.app, name="ingest")
     app.add_typer(cohort_cmd.app, name="cohort")
+    app.add_typer(fed_cmd.app, name="fed")
     app.command("demo")(demo_cmd.demo)
 
 

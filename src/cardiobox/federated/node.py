@@ -1,0 +1,295 @@
+"""The site's node: answers the hub's requests under the site's own policy.
+
+For every request the node decodes and checks the message, checks the task, the columns and
+the number of sites against the policy, computes the task's site half on the site's table,
+masks the vectors to be summed, logs the release (or the refusal) in the audit log and the
+budget ledger — and only then lets the reply go. A round asked again (after another site
+dropped out) reuses the release already logged and charged, with fresh masks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cardiobox.errors import CardioboxError, InputError, Location
+from cardiobox.federated import wire
+from cardiobox.federated.site_table import SiteTable
+from cardiobox.federated.task import SiteContext, SiteOutput, Task, TaskError, get_task
+from cardiobox.federated.where import columns as where_columns
+from cardiobox.federated.where import parse_where
+from cardiobox.privacy import secagg
+from cardiobox.privacy.audit import AuditLog
+from cardiobox.privacy.policy import PolicyRefusal, SitePolicy
+
+STORE_SUFFIXES = (".duckdb", ".db")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+
+
+def state_path_for(source: Path) -> Path:
+    """Where the audit log lives: the store itself, or a file beside a plain table."""
+    if source.suffix.lower() in STORE_SUFFIXES:
+        return source
+    return source.with_name(source.name + ".cardiobox-audit.duckdb")
+
+
+def read_table(source: Path) -> SiteTable:
+    """A CSV, TSV or Parquet file as a :class:`SiteTable`.
+
+    Raises
+    ------
+    InputError
+        For a missing file or an unsupported format.
+    """
+    import duckdb
+
+    if not source.exists():
+        raise InputError("no such file", rule="missing-input", location=Location(file=str(source)))
+    suffix = source.suffix.lower()
+    con = duckdb.connect()
+    try:
+        path = str(source).replace("'", "''")
+        if suffix in (".parquet", ".pq"):
+            rel = con.sql(f"SELECT * FROM read_parquet('{path}')")
+        elif suffix in (".csv", ".tsv"):
+            rel = con.sql(f"SELECT * FROM read_csv('{path}', header = true)")
+        else:
+            raise InputError(
+                f"unsupported table format {suffix!r} (use {', '.join(TABLE_SUFFIXES)}, or a "
+                "site store)",
+                rule="unsupported-format",
+                location=Location(file=str(source)),
+            )
+        return SiteTable(rel.to_arrow_table(), source=source.name)
+    except duckdb.Error as exc:
+        raise InputError(
+            f"cannot read the table: {exc}", rule="unreadable", location=Location(file=str(source))
+        ) from exc
+    finally:
+        con.close()
+
+
+@dataclass
+class _Run:
+    key: secagg.MaskingKey
+    outputs: dict[int, SiteOutput] = field(default_factory=dict)
+
+
+class SiteNode:
+    """One hospital site: its data, its policy, its audit log.
+
+    Parameters
+    ----------
+    name : str
+        The site's name in the federation.
+    source : str or Path
+        A site store (``.duckdb``) or an analysis table (CSV, TSV, Parquet).
+    policy : SitePolicy, optional
+        The site's policy (the default policy when absent).
+    state_path : str or Path, optional
+        The DuckDB file of the audit log and ledger (default: the store, or
+        ``<table>.cardiobox-audit.duckdb`` beside a table).
+    seed : int, optional
+        Seed of the noise generator (for tests; by default fresh entropy).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: str | Path,
+        policy: SitePolicy | None = None,
+        state_path: str | Path | None = None,
+        seed: int | None = None,
+    ):
+        self.name = name
+        self.source = Path(source)
+        self.policy = policy or SitePolicy()
+        self.audit = AuditLog(
+            Path(state_path) if state_path is not None else state_path_for(self.source),
+            self.policy.budget.rho,
+        )
+        self._rng = np.random.default_rng(seed)
+        self._tables: dict[tuple[str | None, str | None], SiteTable] = {}
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def is_store(self) -> bool:
+        """Whether the source is a site store (tables come from cohort extraction)."""
+        return self.source.suffix.lower() in STORE_SUFFIXES
+
+    def table(self, cohort: str | None, features: str | None) -> SiteTable:
+        """The analysis table for a request (cached per cohort and feature set)."""
+        key = (cohort, features) if self.is_store else (None, None)
+        if key not in self._tables:
+            self._tables[key] = self._load(cohort, features)
+        return self._tables[key]
+
+    def _definition(self, name: str, what: str) -> Path:
+        from cardiobox.cohort.library import library_dir, library_names
+
+        if name in self.policy.definitions:
+            return Path(self.policy.definitions[name])
+        if name in library_names():
+            return library_dir() / f"{name}.yaml"
+        known = sorted(self.policy.definitions) + library_names()
+        raise TaskError(
+            f"{what} {name!r} is neither in this site's policy definitions nor built in "
+            f"(known: {', '.join(known)}); a site never reads a path sent by the hub",
+            rule="unknown-definition",
+        )
+
+    def _load(self, cohort: str | None, features: str | None) -> SiteTable:
+        if not self.is_store:
+            if cohort or features:
+                raise TaskError(
+                    "this site serves a table, not a store: cohort and features do not apply",
+                    rule="bad-params",
+                )
+            return read_table(self.source)
+        if not cohort or not features:
+            raise TaskError(
+                "this site is a site store: the request must name a cohort and a feature set "
+                "(params cohort and features)",
+                rule="bad-params",
+            )
+        from cardiobox.cohort import extract
+
+        result = extract(
+            self._definition(cohort, "cohort"),
+            self.source,
+            features=self._definition(features, "feature set"),
+            min_cell=self.policy.min_cell_count,
+        )
+        assert result.table is not None
+        return SiteTable(result.table, source=f"{self.source.name} ({cohort} × {features})")
+
+    # -- requests ------------------------------------------------------------------------------
+    def handle(self, data: bytes) -> bytes:
+        """Answer one request (bytes in, bytes out; never raises)."""
+        with self._lock:
+            return self._handle(data)
+
+    def _reply(self, req: wire.Request | None, **kw: Any) -> wire.Reply:
+        return wire.Reply(
+            run_id=req.run_id if req else "?",
+            round=req.round if req else -1,
+            site=self.name,
+            **kw,
+        )
+
+    def _log_refusal(self, req: wire.Request | None, exc: CardioboxError, outcome: str) -> bytes:
+        reply = self._reply(req, status=outcome, rule=exc.rule, reason=exc.message)
+        data = wire.encode_reply(reply)
+        self.audit.record(
+            req.run_id if req else "?",
+            req.task if req else "?",
+            req.round if req else -1,
+            req.params if req else None,
+            outcome,
+            rule=exc.rule,
+            reason=exc.message,
+            digest=hashlib.sha256(data).hexdigest(),
+        )
+        return data
+
+    def _handle(self, data: bytes) -> bytes:
+        req: wire.Request | None = None
+        try:
+            req = wire.decode_request(data, self.policy.max_message_bytes)
+            task = get_task(req.task)
+            self.policy.check_task(task.name)
+            params = task.parse(req.params)
+            needed = set(task.variables(params))
+            if params.where:
+                needed |= where_columns(parse_where(params.where))
+            self.policy.check_variables(needed)
+            table = self.table(params.cohort, params.features)
+            table.check(sorted(needed))
+            if req.round == 0:
+                return self._setup(req)
+            return self._round(req, task, params, table)
+        except PolicyRefusal as exc:
+            return self._log_refusal(req, exc, "refused")
+        except CardioboxError as exc:
+            return self._log_refusal(req, exc, "error")
+        except Exception as exc:  # a bug or a broken source: say what, keep details at the site
+            err = CardioboxError(f"internal error at the site ({type(exc).__name__})", "internal")
+            reply = self._log_refusal(req, err, "error")
+            self.audit.record(
+                req.run_id if req else "?", req.task if req else "?", req.round if req else -1,
+                None, "error-detail", rule="internal", reason=repr(exc),
+            )  # fmt: skip
+            return reply
+
+    def _setup(self, req: wire.Request) -> bytes:
+        run = self._runs.setdefault(req.run_id, _Run(secagg.MaskingKey()))
+        reply = self._reply(req, status="ok", key=run.key.public_text())
+        data = wire.encode_reply(reply)
+        self.audit.record(
+            req.run_id, req.task, 0, req.params, "accepted", digest=hashlib.sha256(data).hexdigest()
+        )
+        return data
+
+    def _round(self, req: wire.Request, task: Task[Any], params: Any, table: SiteTable) -> bytes:
+        run = self._runs.get(req.run_id)
+        if run is None:
+            raise TaskError("no set-up round for this run at this site", rule="protocol")
+        if req.round > min(self.policy.max_rounds, task.max_rounds):
+            raise PolicyRefusal(
+                f"round {req.round} is beyond this site's limit of "
+                f"{min(self.policy.max_rounds, task.max_rounds)} rounds",
+                rule="too-many-rounds",
+            )
+        if task.uses_secure_sum:
+            self.policy.check_sites(len(set(req.sites)))
+            if self.name not in req.sites or set(req.keys) != set(req.sites):
+                raise TaskError("the round's site list or keys are inconsistent", rule="protocol")
+        fresh = req.round not in run.outputs
+        if fresh:
+            rho = self.policy.release_rho(params.rho)
+            if rho > self.audit.remaining() + 1e-12:
+                raise PolicyRefusal(
+                    f"the release would spend rho={rho:g}; this site has "
+                    f"{self.audit.remaining():g} of its budget left",
+                    rule="budget-exceeded",
+                )
+            ctx = SiteContext(self.name, self.policy, rho, self._rng)
+            output = task.site(table, params, req.payload, ctx)
+            if output.secure and not task.uses_secure_sum:
+                raise TaskError(f"task {task.name} returned vectors to sum", rule="internal")
+        else:
+            output = run.outputs[req.round]
+        manifest, vector = wire.flatten(output.secure)
+        masked = None
+        if task.uses_secure_sum:
+            peers = {s: req.keys[s] for s in req.sites}
+            context = secagg.round_context(req.run_id, req.round, req.sites)
+            masked = secagg.mask(vector, self.name, run.key, peers, context).to_text()
+        reply = self._reply(
+            req,
+            status="ok",
+            values=output.values,
+            manifest=manifest,
+            masked=masked,
+            rho=output.rho if fresh else 0.0,
+        )
+        data = wire.encode_reply(reply)
+        # Logged (and charged) before the reply leaves; a refusal here sends nothing else.
+        self.audit.record(
+            req.run_id,
+            req.task,
+            req.round,
+            req.params,
+            "released" if fresh else "released-again",
+            reason=output.mechanism,
+            rho=output.rho if fresh else 0.0,
+            digest=hashlib.sha256(data).hexdigest(),
+        )
+        run.outputs[req.round] = output
+        return data

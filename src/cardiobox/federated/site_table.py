@@ -1,0 +1,146 @@
+"""A site's analysis table, as federated tasks read it.
+
+The table is an Arrow table held in an in-memory DuckDB connection (from a CSV or Parquet
+file, or extracted from a site store by a cohort definition and feature set). Tasks read
+columns as numpy arrays, filtered by the request's ``where`` — parsed and checked by
+:mod:`cardiobox.federated.where`, bound as parameters, never pasted in as raw SQL.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.types as pat
+
+from cardiobox.errors import CardioboxError
+from cardiobox.federated.where import check_columns, parse_where, to_sql
+
+
+class ColumnError(CardioboxError):
+    """A task asked for a column the site table lacks, or of the wrong type."""
+
+
+def type_family(t: pa.DataType) -> str:
+    """``number``, ``boolean``, ``string``, ``date`` or ``other`` for an Arrow type."""
+    if pat.is_integer(t) or pat.is_floating(t) or pat.is_decimal(t):
+        return "number"
+    if pat.is_boolean(t):
+        return "boolean"
+    if pat.is_string(t) or pat.is_large_string(t) or pat.is_dictionary(t):
+        return "string"
+    if pat.is_date(t) or pat.is_timestamp(t):
+        return "date"
+    return "other"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SiteTable:
+    """An analysis table at a site.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The rows (one per patient or per admission).
+    source : str
+        Where it came from, for messages.
+    """
+
+    def __init__(self, table: pa.Table, source: str = "table"):
+        self.table = table
+        self.source = source
+        self.families = {f.name: type_family(f.type) for f in table.schema}
+        self._con = duckdb.connect()
+        self._con.execute("SET enable_progress_bar = false")
+        self._con.register("site_table", table)
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the whole table."""
+        return int(self.table.num_rows)
+
+    def check(self, columns: Sequence[str], family: str | None = None) -> None:
+        """Raise :class:`ColumnError` for a missing column, or one not of ``family``.
+
+        ``family="number"`` accepts boolean columns too (read as 0 and 1).
+        """
+        for c in columns:
+            if c not in self.families:
+                close = difflib.get_close_matches(c, list(self.families), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ColumnError(
+                    f"the site table ({self.source}) has no column {c!r}{hint}",
+                    rule="unknown-column",
+                )
+            have = self.families[c]
+            if family == "number" and have not in ("number", "boolean"):
+                raise ColumnError(f"column {c!r} is {have}, not a number", rule="column-type")
+            if family is not None and family != "number" and have != family:
+                raise ColumnError(f"column {c!r} is {have}, not {family}", rule="column-type")
+
+    def _filter(self, where: str | None) -> tuple[str, list[object]]:
+        if not where:
+            return "TRUE", []
+        expr = parse_where(where)
+        check_columns(expr, self.families)
+        return to_sql(expr)
+
+    def count(self, where: str | None = None) -> int:
+        """Rows that pass ``where``."""
+        sql, params = self._filter(where)
+        row = self._con.execute(
+            f"SELECT count(*) FROM site_table WHERE ({sql}) IS TRUE", params
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def numeric(
+        self, columns: Sequence[str], where: str | None = None, complete: bool = True
+    ) -> np.ndarray:
+        """The columns as a float matrix (rows × columns), NULL as NaN.
+
+        Parameters
+        ----------
+        columns : sequence of str
+            Number or boolean columns (booleans read as 0 and 1).
+        where : str, optional
+            Row filter.
+        complete : bool
+            Keep only rows with a value in every column (default).
+        """
+        self.check(columns, "number")
+        sql, params = self._filter(where)
+        cols = ", ".join(f"CAST({_ident(c)} AS DOUBLE) AS {_ident(c)}" for c in columns) or "1"
+        cond = f"({sql}) IS TRUE"
+        if complete and columns:
+            cond += "".join(f" AND {_ident(c)} IS NOT NULL" for c in columns)
+        arrow = self._con.sql(
+            f"SELECT {cols} FROM site_table WHERE {cond}", params=params
+        ).to_arrow_table()
+        if not columns:
+            return np.empty((arrow.num_rows, 0))
+        return np.column_stack(
+            [
+                arrow.column(i).to_numpy(zero_copy_only=False).astype(np.float64)
+                for i in range(len(columns))
+            ]
+        )
+
+    def categories(self, column: str, where: str | None = None) -> np.ndarray:
+        """One column as an array of strings (NULL as ``None``) for the rows passing ``where``."""
+        self.check([column])
+        sql, params = self._filter(where)
+        arrow = self._con.sql(
+            f"SELECT CAST({_ident(column)} AS VARCHAR) FROM site_table WHERE ({sql}) IS TRUE",
+            params=params,
+        ).to_arrow_table()
+        return np.array(arrow.column(0).to_pylist(), dtype=object)
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._con.close()

@@ -1,0 +1,1 @@
+"""Privacy: zCDP budgets, noise mechanisms and privacy accounting for site releases."""
