@@ -1,6 +1,6 @@
 """The node, the hub and the in-process runtime, with the ``count`` task."""
 
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,9 @@ def test_oversized_and_malformed_requests_are_refused(hf_sites: dict[str, Path])
     assert node.audit.verify() is None and len(node.audit.entries()) == 3
 
 
+_RELEASE = threading.Event()
+
+
 class _SleepyParams(CountParams):
     pass
 
@@ -129,7 +132,7 @@ class _SleepyCount(CountTask):
         self, table: Any, params: Any, payload: dict[str, Any], ctx: SiteContext
     ) -> SiteOutput:
         if ctx.site == "west":
-            time.sleep(1.5)
+            _RELEASE.wait(timeout=60)  # hangs until the test is over
         return super().site(table, params, payload, ctx)
 
 
@@ -139,8 +142,11 @@ def test_a_site_that_times_out_is_dropped(hf_sites: dict[str, Path]) -> None:
     policy.allowed_tasks.append("sleepy_count")  # tests only: the validator knows real tasks
     nodes = [SiteNode(n, p, policy) for n, p in hf_sites.items()]
     transport = InProcessTransport(nodes)
-    report = Hub(transport, timeout=0.5).run("sleepy_count", {})
-    transport.close()
+    try:
+        report = Hub(transport, timeout=3).run("sleepy_count", {})
+    finally:
+        _RELEASE.set()
+        transport.close()
     assert "did not answer" in report.failed["west"]
     assert report.sites == ["north", "south"]
 
@@ -199,3 +205,13 @@ def test_secure_sum_rounds_drop_a_failing_site_and_resend(hf_sites: dict[str, Pa
     nodes = [SiteNode(n, p, strict) for n, p in hf_sites.items()]
     with pytest.raises(RunError):
         run("test_sum", nodes, {"column": "age"})
+
+
+def test_nodes_serve_several_runs_in_a_row(hf_sites: dict[str, Path]) -> None:
+    nodes = [SiteNode(n, p) for n, p in hf_sites.items()]
+    first = run("count", nodes, {"where": "age > 60"})
+    second = run("count", nodes, {"where": "age > 60"})
+    assert first.result is not None and second.result is not None
+    assert first.result["per_site"] == second.result["per_site"]
+    assert first.run_id != second.run_id
+    assert all(n.audit.verify() is None and len(n.audit.entries()) == 4 for n in nodes)

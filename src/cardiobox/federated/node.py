@@ -160,6 +160,7 @@ class SiteNode:
             )
         from cardiobox.cohort import extract
 
+        self.audit.close()  # the store is the audit file: let the extraction open it
         result = extract(
             self._definition(cohort, "cohort"),
             self.source,

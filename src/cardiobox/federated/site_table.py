@@ -94,10 +94,11 @@ class SiteTable:
     def count(self, where: str | None = None) -> int:
         """Rows that pass ``where``."""
         sql, params = self._filter(where)
-        row = self._con.execute(
+        # fetchall: a half-read result would keep the connection busy for the next query
+        rows = self._con.execute(
             f"SELECT count(*) FROM site_table WHERE ({sql}) IS TRUE", params
-        ).fetchone()
-        return int(row[0]) if row else 0
+        ).fetchall()
+        return int(rows[0][0])
 
     def numeric(
         self, columns: Sequence[str], where: str | None = None, complete: bool = True

@@ -101,17 +101,22 @@ class AuditLog:
     def __init__(self, path: str | Path, budget_rho: float = 0.0):
         self.path = Path(path)
         self.budget_rho = budget_rho
+        self._con: duckdb.DuckDBPyConnection | None = None
         with self._connect() as con:
             con.execute(DDL)
 
     @contextmanager
-    def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        # Open per call: the site's data may be read through another connection meanwhile.
-        con = duckdb.connect(str(self.path), read_only=read_only)
-        try:
-            yield con
-        finally:
-            con.close()
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # One connection, opened on first use and kept: a run logs every round.
+        if self._con is None:
+            self._con = duckdb.connect(str(self.path))
+        yield self._con
+
+    def close(self) -> None:
+        """Close the connection (it reopens on next use), e.g. before the file is read elsewhere."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def spent(self) -> float:
         """The ρ spent so far."""

@@ -125,6 +125,7 @@ class MaskingKey:
 
     def __init__(self) -> None:
         self._private = X25519PrivateKey.generate()
+        self._secrets: dict[str, bytes] = {}  # one exchange per peer per run, not per round
 
     def public_text(self) -> str:
         """The public key, base64, to send to the hub."""
@@ -135,6 +136,8 @@ class MaskingKey:
 
     def shared_secret(self, peer_public_text: str) -> bytes:
         """The X25519 shared secret with a peer."""
+        if peer_public_text in self._secrets:
+            return self._secrets[peer_public_text]
         try:
             raw = base64.b64decode(peer_public_text.encode("ascii"), validate=True)
             peer = X25519PublicKey.from_public_bytes(raw)

@@ -1,5 +1,5 @@
 """The built-in federated tasks; importing this package registers them."""
 
-from cardiobox.federated.tasks import count
+from cardiobox.federated.tasks import count, cox, glm
 
-__all__ = ["count"]
+__all__ = ["count", "cox", "glm"]
