@@ -58,6 +58,8 @@ class SiteTable:
         self.families = {f.name: type_family(f.type) for f in table.schema}
         self._con = duckdb.connect()
         self._con.execute("SET enable_progress_bar = false")
+        # Tasks read columns in separate queries and pair them row by row: keep the order.
+        self._con.execute("SET preserve_insertion_order = true")
         self._con.register("site_table", table)
 
     @property

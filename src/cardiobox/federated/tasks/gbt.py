@@ -1,0 +1,909 @@
+"""``gbt``: federated gradient-boosted decision trees for a binary outcome (logistic loss).
+
+Horizontal partition (every site holds whole rows), histogram-based split finding as in
+SecureBoost / FedTree's horizontal GBDT and XGBoost's ``hist`` method: sites release, only
+through the secure sum, per (node, feature, bin) sums of gradients g = p − y, Hessians
+h = p(1 − p) and row counts; the hub sees those sums over all sites, never a site's rows,
+its own histograms or a tree of its own. Splits maximise XGBoost's gain
+
+    ½ [G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)] − γ
+
+subject to H_L, H_R ≥ ``min_child_weight`` and, for privacy, at least the largest declared
+``min_cell_count`` rows in each child, so no leaf (nor any node) describes fewer people than
+any site allows. Leaves get −G/(H+λ) · ``learning_rate``. Since the sums are exact (2^-40
+fixed point), the trees are those of the same algorithm run on the pooled rows: splitting the
+same rows over more sites changes nothing beyond ~1e-12, and on the same bins they are
+scikit-learn's ``HistGradientBoostingClassifier`` trees (up to its float32 gradients).
+
+Rounds
+------
+1. ``moments`` (only when some covariate has no public ``bounds``): summed non-missing counts,
+   Σx and Σx² per covariate; the hub puts that covariate's fine grid on the pooled
+   mean ± 4 sd (minimum and maximum are single rows' values and never leave a site).
+2. ``bins``: summed row and event counts and per-covariate histograms on a fine public grid of
+   1024 equal bins (values outside it are clipped into the end bins). The hub derives up to
+   ``n_bins`` − 1 cut points per covariate at the pooled quantiles (edges of the fine grid,
+   public from then on) and the base score log(p / (1 − p)).
+3. ``grow``, one round per depth level of each tree: the hub sends the model (finished trees,
+   the current tree with its open nodes); each site computes its margins, routes its rows to
+   the open nodes and returns the summed G, H and count histograms. Children made at the last
+   level are leaves at once (from the same sums), so a tree takes at most ``max_depth`` rounds.
+4. ``evaluate``: summed n, correct predictions (p ≥ 0.5), Brier sum and per-class histograms
+   of the margin on public edges (4000 bins on [−20, 20]) → pooled accuracy, Brier and AUROC
+   (:func:`~cardiobox.metrics.auroc_from_histograms`; scores within one bin of width 0.01
+   count as ties). Each site also reports :func:`~cardiobox.metrics.classification_report` in
+   clear on its evaluation rows — only when they, their events and non-events all reach its
+   ``min_cell_count`` (else ``None``).
+
+So a run takes 1 (or 2) + ``n_trees`` · ``max_depth`` + 1 rounds at most: 152 with the
+defaults and public bounds. A site's policy also caps the rounds it answers (``max_rounds``,
+500 by default); the hub cannot know the sites' policies, so a request needing more rounds
+fails at round 501 with the site's ``too-many-rounds`` refusal.
+
+Rows and missing values: training uses the rows passing ``where`` (and ``split_column`` =
+'train' when given) whose outcome is present; covariates may be missing. A missing value has
+its own bin and every split learns a default direction for it (XGBoost's sparsity-aware
+split): candidates send the missing rows left or right, and one more sends only them right
+(split on missingness). When a node has no missing value of the split covariate, its missing
+values go to the child with more rows. With ``split_column`` the metrics are on the 'test'
+rows; without it on the training rows (optimistic; the result says so).
+
+The model travels in every request (arrays per tree, see :func:`predict_margin`), so it
+is kept small: at most 1000 trees of depth ≤ 6 (a site refuses requests beyond its
+``max_message_bytes``, 8 MB by default: some 100 000 nodes). No differential privacy yet: ρ > 0 is
+refused (``dp-unsupported``). ``seed`` is recorded but unused: there is no row or column
+subsampling, so equal inputs give equal trees.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field, field_validator, model_validator
+from scipy.special import expit
+
+from cardiobox.federated.site_table import ColumnError, SiteTable
+from cardiobox.federated.task import (
+    Next,
+    Result,
+    RoundResult,
+    SiteContext,
+    SiteOutput,
+    Task,
+    TaskError,
+    TaskParams,
+    register,
+)
+from cardiobox.federated.tasks.crosstab import declared_min_cell
+from cardiobox.metrics import auroc_from_histograms, classification_report, score_histogram
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: Bins of the fine public grid the cut points are chosen from.
+FINE_BINS = 1024
+#: Without public bounds, the fine grid spans the pooled mean ± this many standard deviations.
+GRID_SDS = 4.0
+#: Public edges of the margin (log-odds) histograms behind the pooled AUROC.
+SCORE_LIMIT = 20.0
+SCORE_EDGES = np.linspace(-SCORE_LIMIT, SCORE_LIMIT, 4001)
+#: Limits that keep the model (sent in every request) and the rounds bounded.
+MAX_TREES = 1000
+MAX_DEPTH = 6
+MAX_ROUNDS = 5000
+#: The most histogram cells (nodes × covariates × bins) one grow round may ask for.
+MAX_CELLS = 200_000
+#: Gains within this share of the parent's score tie (the sums are exact only to ~1e-12);
+#: ties go to the first candidate in (covariate, missing right before left, bin) order.
+TIE = 1e-9
+#: ``feature`` codes of nodes that are not splits.
+LEAF = -1
+OPEN = -2
+#: The arrays of a tree that sites need to route rows.
+TREE_KEYS = ("feature", "bin", "default_left", "left", "right", "value")
+
+
+class GbtParams(TaskParams):
+    """Parameters of ``gbt``.
+
+    Parameters
+    ----------
+    outcome : str
+        The outcome column, 0/1 or boolean.
+    covariates : list of str
+        Number or boolean columns (at least one, no repeats, not the outcome); may be missing.
+    n_trees : int
+        Boosting rounds (trees; default 50, at most 1000).
+    max_depth : int
+        Depth of each tree in edges (default 3, at most 6).
+    learning_rate : float
+        Shrinkage of every leaf value (default 0.1, in (0, 1]).
+    reg_lambda : float
+        L2 penalty λ on leaf weights (default 1).
+    gamma : float
+        Minimum gain γ of a split (default 0).
+    min_child_weight : float
+        Minimum summed Hessian in each child of a split (default 1).
+    n_bins : int
+        Bins per covariate for split finding: up to ``n_bins`` − 1 quantile cut points
+        (default 32, from 2 to 256).
+    bounds : dict of str to [lo, hi], optional
+        Public ranges of covariates (e.g. from the data dictionary) for the fine grid; those
+        not given use the pooled mean ± 4 sd (one more round).
+    split_column : str, optional
+        A string column holding 'train' or 'test' on every row: train on 'train', evaluate
+        on 'test'. Without it the metrics are on the training rows.
+    seed : int
+        Recorded with the result; the algorithm has no randomness (default 0).
+    """
+
+    outcome: str = Field(min_length=1)
+    covariates: list[str]
+    n_trees: int = Field(50, ge=1, le=MAX_TREES)
+    max_depth: int = Field(3, ge=1, le=MAX_DEPTH)
+    learning_rate: float = Field(0.1, gt=0, le=1, allow_inf_nan=False)
+    reg_lambda: float = Field(1.0, ge=0, allow_inf_nan=False)
+    gamma: float = Field(0.0, ge=0, allow_inf_nan=False)
+    min_child_weight: float = Field(1.0, ge=0, allow_inf_nan=False)
+    n_bins: int = Field(32, ge=2, le=256)
+    bounds: dict[str, tuple[float, float]] | None = None
+    split_column: str | None = Field(None, min_length=1)
+    seed: int = 0
+
+    @field_validator("covariates")
+    @classmethod
+    def _covariates(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one covariate is needed")
+        if any(not c for c in value):
+            raise ValueError("covariate names cannot be empty")
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(f"covariates must be unique; repeated: {', '.join(repeated)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GbtParams:
+        if self.outcome in self.covariates:
+            raise ValueError(f"the outcome {self.outcome!r} cannot also be a covariate")
+        if self.split_column is not None and self.split_column in (
+            self.outcome,
+            *self.covariates,
+        ):
+            raise ValueError(
+                f"split_column {self.split_column!r} cannot be the outcome or a covariate"
+            )
+        for name, (lo, hi) in (self.bounds or {}).items():
+            if name not in self.covariates:
+                raise ValueError(f"bounds names {name!r}, which is not a covariate")
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(f"bounds of {name!r} must be finite with lo < hi, got {lo, hi}")
+        rounds = 3 + self.n_trees * self.max_depth
+        if rounds > MAX_ROUNDS:
+            raise ValueError(
+                f"n_trees × max_depth = {self.n_trees * self.max_depth} needs up to {rounds} "
+                f"rounds; gbt allows {MAX_ROUNDS}"
+            )
+        cells = 2 ** (self.max_depth - 1) * len(self.covariates) * (self.n_bins + 1)
+        if cells > MAX_CELLS:
+            raise ValueError(
+                f"a round would sum {cells} histogram cells (2^(max_depth−1) nodes × "
+                f"covariates × (n_bins+1)); at most {MAX_CELLS}: lower max_depth or n_bins"
+            )
+        return self
+
+
+# -- shared helpers ---------------------------------------------------------------------------
+def _protocol(message: str) -> TaskError:
+    return TaskError(f"gbt: {message}", rule="protocol")
+
+
+def _refuse_dp(rho: float | None) -> None:
+    if rho is not None and rho > 0:
+        raise TaskError(
+            "gbt does not add differential-privacy noise yet: ask with rho=0 (sites whose "
+            "policy sets a default_rho above 0 refuse it)",
+            rule="dp-unsupported",
+        )
+
+
+def fine_edges(lo: float, hi: float) -> FloatArray:
+    """The :data:`FINE_BINS` + 1 edges of a covariate's fine public grid on [lo, hi]."""
+    return np.linspace(lo, hi, FINE_BINS + 1)
+
+
+def bin_matrix(x: FloatArray, cut_points: list[FloatArray]) -> IntArray:
+    """Bin index of every value (−1 for missing): bin ``b`` holds cuts[b−1] ≤ x < cuts[b]."""
+    out = np.empty(x.shape, dtype=np.int64)
+    for j, cuts in enumerate(cut_points):  # one pass per covariate, vectorised over rows
+        col = x[:, j]
+        out[:, j] = np.where(np.isnan(col), -1, np.searchsorted(cuts, col, side="right"))
+    return out
+
+
+def cut_points_from_fine(fine: FloatArray, edges: FloatArray, n_bins: int) -> FloatArray:
+    """Cut points at the pooled quantiles i / ``n_bins`` of one covariate's fine histogram.
+
+    Each cut is the upper edge of the fine bin where the cumulative count reaches the
+    quantile; repeats and cuts with no row above them are dropped, so every bin between two
+    cuts holds rows of the pooled data.
+    """
+    counts = np.rint(fine)
+    total = float(counts.sum())
+    if total <= 0:
+        return np.zeros(0)
+    cum = np.cumsum(counts)
+    at = np.unique(np.searchsorted(cum, total * np.arange(1, n_bins) / n_bins, side="left"))
+    at = at[cum[at] < total]
+    cuts: FloatArray = edges[at + 1]
+    return cuts
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One tree as arrays over its nodes (node 0 is the root; children follow parents).
+
+    ``feature`` is the covariate index of a split, :data:`LEAF` or :data:`OPEN`; a row goes
+    left when its bin is ≤ ``bin`` (or, missing, when ``default_left``).
+    """
+
+    feature: IntArray
+    bin: IntArray
+    default_left: BoolArray
+    left: IntArray
+    right: IntArray
+    value: FloatArray
+
+    @staticmethod
+    def from_json(raw: Any, n_features: int, n_bins: int, allow_open: bool = False) -> Tree:
+        """Parse and check a tree from a payload or a result (a site trusts no shape).
+
+        Raises
+        ------
+        TaskError
+            With rule ``protocol`` for a malformed tree.
+        """
+        if not isinstance(raw, Mapping) or any(not isinstance(raw.get(k), list) for k in TREE_KEYS):
+            raise _protocol(f"a tree must be an object of lists {', '.join(TREE_KEYS)}")
+        sizes = {len(raw[k]) for k in TREE_KEYS}
+        if len(sizes) != 1 or sizes == {0}:
+            raise _protocol("a tree's lists must be non-empty and of one length")
+        try:
+            ints = {
+                k: np.asarray(raw[k], dtype=np.int64) for k in ("feature", "bin", "left", "right")
+            }
+            value = np.asarray(raw["value"], dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise _protocol("a tree holds a value of the wrong type") from None
+        default_left = np.asarray(raw["default_left"])
+        if default_left.dtype != np.bool_ or any(
+            isinstance(v, float) for k in ("feature", "bin", "left", "right") for v in raw[k]
+        ):
+            raise _protocol("a tree's default_left must be booleans and its indices integers")
+        feature = ints["feature"]
+        m = len(feature)
+        inner = feature >= 0
+        lowest = OPEN if allow_open else LEAF
+        index = np.arange(m)
+        ok = (
+            np.all((feature >= lowest) & (feature < n_features))
+            and np.all(np.isfinite(value))
+            and np.all((ints["bin"][inner] >= 0) & (ints["bin"][inner] < n_bins))
+            and np.all((ints["left"][inner] > index[inner]) & (ints["left"][inner] < m))
+            and np.all((ints["right"][inner] > index[inner]) & (ints["right"][inner] < m))
+        )
+        if not ok:
+            raise _protocol("a tree has an unknown covariate, bin or child index")
+        return Tree(feature, ints["bin"], default_left, ints["left"], ints["right"], value)
+
+    def route(self, bins: IntArray, max_depth: int) -> IntArray:
+        """The node (leaf or open) each row reaches; vectorised over rows, one step a level."""
+        rows = np.arange(len(bins))
+        node = np.zeros(len(bins), dtype=np.int64)
+        for _ in range(max_depth + 1):
+            feature = self.feature[node]
+            inner = feature >= 0
+            if not inner.any():
+                return node
+            b = bins[rows, np.where(inner, feature, 0)]
+            go_left = np.where(b < 0, self.default_left[node], b <= self.bin[node])
+            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
+        raise _protocol(f"a tree is deeper than max_depth = {max_depth}")
+
+
+def _margins(base: float, trees: list[Tree], bins: IntArray, max_depth: int) -> FloatArray:
+    margin = np.full(len(bins), base)
+    for tree in trees:
+        margin += tree.value[tree.route(bins, max_depth)]
+    return margin
+
+
+def _cut_points(raw: Any, n_features: int, n_bins: int) -> list[FloatArray]:
+    if not isinstance(raw, list) or len(raw) != n_features:
+        raise _protocol(f"cut_points must be a list of {n_features} lists")
+    out = []
+    for cuts in raw:
+        if not isinstance(cuts, list) or len(cuts) > n_bins - 1:
+            raise _protocol(f"each covariate has at most {n_bins - 1} cut points")
+        try:
+            arr = np.asarray(cuts, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise _protocol("cut points must be numbers") from None
+        if not np.all(np.isfinite(arr)) or np.any(np.diff(arr) <= 0):
+            raise _protocol("cut points must be finite and increasing")
+        out.append(arr)
+    return out
+
+
+def _number(value: Any, what: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise _protocol(f"the payload's {what} must be a finite number")
+    return float(value)
+
+
+def _model(
+    model: Mapping[str, Any], n_features: int, n_bins: int
+) -> tuple[float, list[FloatArray], list[Tree]]:
+    """Base score, cut points and finished trees of a payload or a result."""
+    trees = model.get("trees")
+    if not isinstance(trees, list):
+        raise _protocol("trees must be a list")
+    return (
+        _number(model.get("base_score"), "base_score"),
+        _cut_points(model.get("cut_points"), n_features, n_bins),
+        [Tree.from_json(t, n_features, n_bins) for t in trees],
+    )
+
+
+def predict_margin(model: Mapping[str, Any], x: npt.ArrayLike) -> FloatArray:
+    """Log-odds of the outcome under a fitted ``gbt`` model.
+
+    Parameters
+    ----------
+    model : mapping
+        A ``gbt`` result (``covariates``, ``cut_points`` keyed by covariate, ``base_score``,
+        ``n_bins``, ``max_depth``, ``trees``).
+    x : array_like of shape (n, p)
+        Rows with the covariates in ``model["covariates"]`` order; NaN for missing.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,)
+        ``base_score`` plus the leaf values the rows reach in every tree.
+    """
+    covariates = list(model["covariates"])
+    data = np.asarray(x, dtype=np.float64)
+    if data.ndim != 2 or data.shape[1] != len(covariates):
+        raise ValueError(f"x must have shape (n, {len(covariates)}), got {data.shape}")
+    n_bins = int(model["n_bins"])
+    cuts = model["cut_points"]
+    raw = {**model, "cut_points": [cuts[c] for c in covariates]}
+    base, cut_points, trees = _model(raw, len(covariates), n_bins)
+    return _margins(base, trees, bin_matrix(data, cut_points), int(model["max_depth"]))
+
+
+def predict_proba(model: Mapping[str, Any], x: npt.ArrayLike) -> FloatArray:
+    """Probability of the outcome under a fitted ``gbt`` model (see :func:`predict_margin`)."""
+    prob: FloatArray = expit(predict_margin(model, x))
+    return prob
+
+
+# -- split finding ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Split:
+    """The best split of a node and its children's sums."""
+
+    feature: int
+    bin: int
+    default_left: bool
+    gain: float
+    left: tuple[float, float, int]
+    right: tuple[float, float, int]
+
+
+def best_split(
+    grad: FloatArray,
+    hess: FloatArray,
+    count: FloatArray,
+    n_cuts: IntArray,
+    params: GbtParams,
+    min_cell: int,
+) -> Split | None:
+    """The split of one node with the largest gain, or ``None`` when no split is allowed.
+
+    Parameters
+    ----------
+    grad, hess, count : numpy.ndarray of shape (p, n_bins + 1)
+        The node's summed histograms per covariate; the last column is the missing bin.
+    n_cuts : numpy.ndarray of shape (p,)
+        Cut points per covariate (bins 0..n_cuts hold values).
+    params : GbtParams
+        λ, γ and ``min_child_weight``.
+    min_cell : int
+        Rows each child must hold.
+    """
+    n_bins = grad.shape[1] - 1
+    count = np.rint(count)
+    lam = params.reg_lambda
+    totals = [a.sum(axis=1, keepdims=True) for a in (grad, hess, count)]
+    g_node, h_node = float(grad[0].sum()), float(hess[0].sum())
+    # Candidates (covariate, direction, bin): direction 0 sends missing values right (bins
+    # 0..n_cuts, the last splitting on missingness alone), direction 1 left (0..n_cuts−1).
+    t = np.arange(n_bins)[None, None, :]
+    valid = np.concatenate(
+        [t <= n_cuts[:, None, None], t < n_cuts[:, None, None]], axis=1
+    )  # (p, 2, n_bins)
+    sides = []
+    for a, total in zip((grad, hess, count), totals, strict=True):
+        cum = np.cumsum(a[:, :n_bins], axis=1)
+        left = np.stack([cum, cum + a[:, n_bins : n_bins + 1]], axis=1)
+        sides.append((left, total[:, :, None] - left))
+    (gl, gr), (hl, hr), (cl, cr) = sides
+    valid &= (cl >= min_cell) & (cr >= min_cell)
+    valid &= (hl >= params.min_child_weight) & (hr >= params.min_child_weight)
+    parent = g_node**2 / (h_node + lam) if h_node + lam > 0 else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = 0.5 * (gl**2 / (hl + lam) + gr**2 / (hr + lam) - parent) - params.gamma
+    tol = TIE * (1.0 + abs(parent))
+    valid &= np.isfinite(gain) & (gain > tol)
+    if not valid.any():
+        return None
+    best = float(gain[valid].max())
+    f, direction, b = np.unravel_index(np.flatnonzero(valid & (gain >= best - tol))[0], gain.shape)
+    missing = count[f, n_bins]
+    default_left = (
+        bool(direction == 1) if missing > 0 else bool(cl[f, direction, b] >= cr[f, direction, b])
+    )
+    return Split(
+        feature=int(f),
+        bin=int(b),
+        default_left=default_left,
+        gain=float(gain[f, direction, b]),
+        left=(float(gl[f, direction, b]), float(hl[f, direction, b]), int(cl[f, direction, b])),
+        right=(float(gr[f, direction, b]), float(hr[f, direction, b]), int(cr[f, direction, b])),
+    )
+
+
+def leaf_value(g: float, h: float, params: GbtParams) -> float:
+    """−G / (H + λ) · learning_rate (0 when H + λ is 0)."""
+    denominator = h + params.reg_lambda
+    return -g / denominator * params.learning_rate if denominator > 0 else 0.0
+
+
+# -- the site half ----------------------------------------------------------------------------
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _part_filter(params: GbtParams, part: str) -> str | None:
+    """``where`` narrowed to the rows of one part ('train' or 'test') of ``split_column``."""
+    if params.split_column is None:
+        return params.where
+    cond = f"{_ident(params.split_column)} = '{part}'"
+    return f"({params.where}) AND {cond}" if params.where else cond
+
+
+def _check_columns(table: SiteTable, params: GbtParams) -> None:
+    roles = [("outcome", params.outcome)] + [("covariate", c) for c in params.covariates]
+    for role, column in roles:
+        try:
+            table.check([column], "number")
+        except ColumnError as exc:
+            raise ColumnError(f"{role} {column!r}: {exc.message}", rule=exc.rule) from None
+    if params.split_column is None:
+        return
+    try:
+        table.check([params.split_column], "string")
+    except ColumnError as exc:
+        raise ColumnError(f"split_column: {exc.message}", rule=exc.rule) from None
+    # Read as strings rather than counted in SQL: SiteTable.count leaves its result open on
+    # the connection (DuckDB then refuses the next query), so it is avoided here.
+    parts = table.categories(params.split_column, params.where)
+    bad = int(np.count_nonzero(~np.isin(parts, ["train", "test"])))
+    if bad:
+        raise TaskError(
+            f"split_column {params.split_column!r} must be 'train' or 'test' on every row; "
+            f"{bad} row(s) at this site hold something else",
+            rule="bad-split-column",
+        )
+
+
+#: Each table's rows per request, read once per run rather than once per round (the table of
+#: a site node never changes; entries go with the table).
+_ROWS: weakref.WeakKeyDictionary[SiteTable, dict[tuple[Any, ...], tuple[FloatArray, FloatArray]]]
+_ROWS = weakref.WeakKeyDictionary()
+_ROWS_LOCK = threading.Lock()
+
+
+def _read_rows(table: SiteTable, params: GbtParams, part: str) -> tuple[FloatArray, FloatArray]:
+    _check_columns(table, params)
+    data = table.numeric([params.outcome, *params.covariates], _part_filter(params, part), False)
+    data = data[~np.isnan(data[:, 0])]
+    y = np.ascontiguousarray(data[:, 0])
+    if not np.all((y == 0) | (y == 1)):
+        raise TaskError(
+            f"the outcome {params.outcome!r} must be 0/1 or boolean; this site's rows hold "
+            "other values",
+            rule="outcome-not-binary",
+        )
+    x = np.ascontiguousarray(data[:, 1:])
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
+def _rows(table: SiteTable, params: GbtParams, part: str) -> tuple[FloatArray, FloatArray]:
+    """(covariates with NaN for missing, outcome) of the rows of ``part`` with an outcome."""
+    key = (params.where, params.outcome, tuple(params.covariates), params.split_column, part)
+    with _ROWS_LOCK:  # guards the mapping; a table is read by one node's thread at a time
+        cached = _ROWS.setdefault(table, {})
+    if key not in cached:
+        cached[key] = _read_rows(table, params, part)
+    return cached[key]
+
+
+def _gradients(margin: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray, float]:
+    """g = p − y, h = p(1 − p) and the summed log-loss at the margins."""
+    prob = expit(margin)
+    # p(1−p) as expit(m)·expit(−m) keeps its digits when p is near 1.
+    hess = prob * expit(-margin)
+    loss = float(np.sum(np.logaddexp(0.0, margin) - y * margin))
+    return prob - y, hess, loss
+
+
+def _histograms(
+    bins: IntArray, slot: IntArray, n_open: int, n_bins: int, weights: list[FloatArray]
+) -> list[FloatArray]:
+    """Per (open node, covariate, bin) sums of each weight; one ``bincount`` each."""
+    rows = slot >= 0
+    p = bins.shape[1]
+    width = n_bins + 1
+    b = bins[rows]
+    cell = (slot[rows, None] * p + np.arange(p)[None, :]) * width + np.where(b < 0, n_bins, b)
+    size = n_open * p * width
+    flat = cell.ravel()
+    return [
+        np.bincount(flat, weights=np.repeat(w[rows], p), minlength=size).astype(np.float64)
+        for w in weights
+    ]
+
+
+def _site_grow(
+    params: GbtParams, payload: Mapping[str, Any], x: FloatArray, y: FloatArray
+) -> dict[str, FloatArray]:
+    p = len(params.covariates)
+    base, cut_points, trees = _model(payload, p, params.n_bins)
+    if len(trees) >= params.n_trees:
+        raise _protocol(f"the model already has {len(trees)} trees of {params.n_trees}")
+    tree = Tree.from_json(payload.get("tree"), p, params.n_bins, allow_open=True)
+    open_nodes = payload.get("open")
+    is_open = tree.feature == OPEN
+    if (
+        not isinstance(open_nodes, list)
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in open_nodes)
+        or sorted(open_nodes) != np.flatnonzero(is_open).tolist()
+    ):
+        raise _protocol("open must list the current tree's open nodes")
+    bins = bin_matrix(x, cut_points)
+    grad, hess, loss = _gradients(_margins(base, trees, bins, params.max_depth), y)
+    position = np.full(len(tree.feature), -1, dtype=np.int64)
+    position[np.asarray(open_nodes, dtype=np.int64)] = np.arange(len(open_nodes))
+    slot = position[tree.route(bins, params.max_depth)]
+    g, h, c = _histograms(bins, slot, len(open_nodes), params.n_bins, [grad, hess, np.ones(len(y))])
+    return {"grad": g, "hess": h, "count": c, "loss": np.array([loss])}
+
+
+def _site_evaluate(
+    params: GbtParams,
+    payload: Mapping[str, Any],
+    train: tuple[FloatArray, FloatArray],
+    test: tuple[FloatArray, FloatArray],
+    ctx: SiteContext,
+) -> tuple[dict[str, FloatArray], dict[str, Any] | None]:
+    p = len(params.covariates)
+    base, cut_points, trees = _model(payload, p, params.n_bins)
+    _, _, train_loss = _gradients(
+        _margins(base, trees, bin_matrix(train[0], cut_points), params.max_depth), train[1]
+    )
+    x, y = test
+    margin = _margins(base, trees, bin_matrix(x, cut_points), params.max_depth)
+    prob = expit(margin)
+    hist = (
+        score_histogram(y, np.clip(margin, -SCORE_LIMIT, SCORE_LIMIT), SCORE_EDGES)
+        if len(y)
+        else np.zeros((2, len(SCORE_EDGES) - 1))
+    )
+    secure = {
+        "eval_n": np.array([float(len(y))]),
+        "eval_correct": np.array([float(np.sum((prob >= 0.5) == (y == 1)))]),
+        "eval_brier": np.array([float(np.sum((prob - y) ** 2))]),
+        "eval_hist": hist.astype(np.float64).ravel(),
+        "loss": np.array([train_loss]),
+    }
+    events = int(y.sum())
+    small = min(len(y), events, len(y) - events) < ctx.policy.min_cell_count
+    return secure, None if small else classification_report(y, prob)
+
+
+# -- the task ---------------------------------------------------------------------------------
+class GbtTask(Task[GbtParams]):
+    """Federated gradient-boosted trees on summed gradient histograms (see the module doc).
+
+    Sites release in clear only their ``min_cell_count`` (and, in the last round, their own
+    metrics when large enough); everything else goes through the secure sum. A site with
+    fewer training rows than its ``min_cell_count`` refuses.
+    """
+
+    name = "gbt"
+    params_model = GbtParams
+    uses_secure_sum = True
+    max_rounds: ClassVar[int] = MAX_ROUNDS
+
+    def variables(self, params: GbtParams) -> set[str]:
+        """The outcome, the covariates and the split column."""
+        extra = {params.split_column} if params.split_column else set()
+        return {params.outcome, *params.covariates, *extra}
+
+    def start(self, params: GbtParams) -> dict[str, Any]:
+        """Moments for the grids, or (every covariate bounded) the fine histograms at once."""
+        _refuse_dp(params.rho)
+        bounds = params.bounds or {}
+        if all(c in bounds for c in params.covariates):
+            return {"phase": "bins", "grid": [list(bounds[c]) for c in params.covariates]}
+        return {"phase": "moments"}
+
+    def site(
+        self, table: SiteTable, params: GbtParams, payload: dict[str, Any], ctx: SiteContext
+    ) -> SiteOutput:
+        """Moments, fine histograms, gradient histograms or evaluation sums, by ``phase``."""
+        _refuse_dp(ctx.rho)
+        x, y = _rows(table, params, "train")
+        ctx.policy.check_cell(len(y), "the number of training rows (outcome present)")
+        values: dict[str, Any] = {"min_cell_count": ctx.policy.min_cell_count}
+        phase = payload.get("phase")
+        present = ~np.isnan(x)
+        filled = np.where(present, x, 0.0)
+        if phase == "moments":
+            secure = {
+                "n": present.sum(axis=0).astype(np.float64),
+                "sum": filled.sum(axis=0),
+                "sum_sq": (filled**2).sum(axis=0),
+            }
+        elif phase == "bins":
+            secure = {
+                "rows": np.array([float(len(y))]),
+                "events": np.array([float(y.sum())]),
+                "fine": self._fine(payload, x).ravel(),
+            }
+        elif phase == "grow":
+            secure = _site_grow(params, payload, x, y)
+            secure["rows"] = np.array([float(len(y))])
+        elif phase == "evaluate":
+            test = _rows(table, params, "test") if params.split_column else (x, y)
+            secure, values["metrics"] = _site_evaluate(params, payload, (x, y), test, ctx)
+            secure["rows"] = np.array([float(len(y))])
+        else:
+            raise _protocol(f"unknown phase {phase!r} in the payload")
+        return SiteOutput(
+            values=values,
+            secure=secure,
+            mechanism="sums over sites (secure aggregation); own metrics only when the "
+            f"evaluation rows, events and non-events reach {ctx.policy.min_cell_count}",
+        )
+
+    @staticmethod
+    def _fine(payload: Mapping[str, Any], x: FloatArray) -> FloatArray:
+        grid = payload.get("grid")
+        p = x.shape[1]
+        if not isinstance(grid, list) or len(grid) != p:
+            raise _protocol(f"grid must be a list of {p} [lo, hi] pairs")
+        out = np.zeros((p, FINE_BINS))
+        for j, pair in enumerate(grid):
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise _protocol("each grid entry must be [lo, hi]")
+            lo, hi = _number(pair[0], "grid"), _number(pair[1], "grid")
+            if not lo < hi:
+                raise _protocol("each grid entry must have lo < hi")
+            col = x[:, j][~np.isnan(x[:, j])]
+            # Interior edges only: values outside [lo, hi] land in the end bins.
+            index = np.searchsorted(fine_edges(lo, hi)[1:-1], col, side="right")
+            out[j] = np.bincount(index, minlength=FINE_BINS)
+        return out
+
+    # -- hub --------------------------------------------------------------------------------
+    def hub(self, params: GbtParams, result: RoundResult, state: dict[str, Any]) -> Next | Result:
+        """Grids → cut points and base score → one tree level per round → metrics."""
+        state["mcc"] = max(int(state.get("mcc", 1)), declared_min_cell(result.values))
+        sums = result.sums
+        if "sum_sq" in sums:
+            return Next(self._grids(params, sums, state))
+        if "fine" in sums:
+            return Next(self._bins(params, sums, state))
+        if "grad" in sums:
+            return self._grow(params, result, state)
+        if "eval_hist" in sums:
+            return Result(self._result(params, result, state))
+        raise _protocol("the round's sums match no phase")
+
+    @staticmethod
+    def _grids(
+        params: GbtParams, sums: dict[str, FloatArray], state: dict[str, Any]
+    ) -> dict[str, Any]:
+        bounds = params.bounds or {}
+        grid = []
+        for j, c in enumerate(params.covariates):
+            if c in bounds:
+                grid.append(list(bounds[c]))
+                continue
+            n = float(sums["n"][j])
+            mean = float(sums["sum"][j]) / n if n > 0 else 0.0
+            var = max(float(sums["sum_sq"][j]) / n - mean**2, 0.0) if n > 0 else 0.0
+            sd = math.sqrt(var)
+            # A constant covariate gets a grid of width 1: one bin holds it, so no cut.
+            half = GRID_SDS * sd if sd > 1e-12 * (1.0 + abs(mean)) else 0.5
+            grid.append([mean - half, mean + half])
+        state["grid"] = grid
+        return {"phase": "bins", "grid": grid}
+
+    def _bins(
+        self, params: GbtParams, sums: dict[str, FloatArray], state: dict[str, Any]
+    ) -> dict[str, Any]:
+        grid = state.get("grid") or self.start(params)["grid"]
+        n = round(float(sums["rows"][0]))
+        events = round(float(sums["events"][0]))
+        if events == 0 or events == n:
+            raise TaskError(
+                f"gbt: the outcome {params.outcome!r} takes one value on all {n} pooled "
+                "training rows",
+                rule="one-class",
+            )
+        fine = sums["fine"].reshape(len(params.covariates), FINE_BINS)
+        cuts = [
+            cut_points_from_fine(fine[j], fine_edges(lo, hi), params.n_bins).tolist()
+            for j, (lo, hi) in enumerate(grid)
+        ]
+        state.update(
+            grid=grid,
+            cuts=cuts,
+            base=math.log(events / (n - events)),
+            n_train=n,
+            trees=[],
+            history=[],
+        )
+        self._new_tree(state)
+        return self._grow_payload(state)
+
+    @staticmethod
+    def _new_tree(state: dict[str, Any]) -> None:
+        state["tree"] = {
+            "feature": [OPEN], "bin": [0], "threshold": [None], "default_left": [False],
+            "left": [-1], "right": [-1], "value": [0.0], "n": [None], "gain": [None],
+            "depth": [0],
+        }  # fmt: skip
+        state["open"] = [0]
+
+    @staticmethod
+    def _model_payload(state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "base_score": state["base"],
+            "cut_points": state["cuts"],
+            "trees": [{k: t[k] for k in TREE_KEYS} for t in state["trees"]],
+        }
+
+    def _grow_payload(self, state: dict[str, Any]) -> dict[str, Any]:
+        tree = state["tree"]
+        return {
+            "phase": "grow",
+            **self._model_payload(state),
+            "tree": {k: tree[k] for k in TREE_KEYS},
+            "open": state["open"],
+        }
+
+    def _grow(self, params: GbtParams, result: RoundResult, state: dict[str, Any]) -> Next:
+        p = len(params.covariates)
+        width = params.n_bins + 1
+        open_nodes: list[int] = state["open"]
+        shape = (len(open_nodes), p, width)
+        grad, hess, count = (result.sums[k].reshape(shape) for k in ("grad", "hess", "count"))
+        tree = state["tree"]
+        if len(tree["feature"]) == 1:  # a tree's first round: the loss of the trees so far
+            state["history"].append(self._loss_entry(len(state["trees"]), result))
+        n_cuts = np.array([len(c) for c in state["cuts"]], dtype=np.int64)
+        still_open = []
+        for i, node in enumerate(open_nodes):  # one pass per open node, not per row
+            tree["n"][node] = round(float(count[i, 0].sum()))
+            split = best_split(grad[i], hess[i], count[i], n_cuts, params, state["mcc"])
+            if split is None:
+                g, h = float(grad[i, 0].sum()), float(hess[i, 0].sum())
+                tree["feature"][node] = LEAF
+                tree["value"][node] = leaf_value(g, h, params)
+                continue
+            depth = tree["depth"][node] + 1
+            cuts = state["cuts"][split.feature]
+            tree["feature"][node] = split.feature
+            tree["bin"][node] = split.bin
+            tree["threshold"][node] = cuts[split.bin] if split.bin < len(cuts) else None
+            tree["default_left"][node] = split.default_left
+            tree["gain"][node] = split.gain
+            for side, (g, h, c) in (("left", split.left), ("right", split.right)):
+                child = len(tree["feature"])
+                tree[side][node] = child
+                last = depth >= params.max_depth
+                for key, value in (
+                    ("feature", LEAF if last else OPEN), ("bin", 0), ("threshold", None),
+                    ("default_left", False), ("left", -1), ("right", -1),
+                    ("value", leaf_value(g, h, params) if last else 0.0), ("n", c),
+                    ("gain", None), ("depth", depth),
+                ):  # fmt: skip
+                    tree[key].append(value)
+                if not last:
+                    still_open.append(child)
+        state["open"] = still_open
+        if still_open:
+            return Next(self._grow_payload(state))
+        state["trees"].append(tree)
+        if len(state["trees"]) < params.n_trees:
+            self._new_tree(state)
+            return Next(self._grow_payload(state))
+        return Next({"phase": "evaluate", **self._model_payload(state)})
+
+    @staticmethod
+    def _loss_entry(n_trees: int, result: RoundResult) -> dict[str, Any]:
+        rows = float(result.sums["rows"][0])
+        return {
+            "trees": n_trees,
+            "train_logloss": float(result.sums["loss"][0]) / rows if rows else None,
+        }
+
+    def _result(
+        self, params: GbtParams, result: RoundResult, state: dict[str, Any]
+    ) -> dict[str, Any]:
+        sums = result.sums
+        state["history"].append(self._loss_entry(len(state["trees"]), result))
+        n = round(float(sums["eval_n"][0]))
+        shown: dict[str, Any] = {"n": None, "accuracy": None, "auroc": None, "brier": None}
+        if n >= state["mcc"]:
+            hist = np.maximum(np.rint(sums["eval_hist"].reshape(2, -1)), 0.0)
+            both = hist[0].sum() > 0 and hist[1].sum() > 0
+            shown = {
+                "n": n,
+                "accuracy": float(sums["eval_correct"][0]) / n,
+                "auroc": auroc_from_histograms(hist) if both else None,
+                "brier": float(sums["eval_brier"][0]) / n,
+            }
+        evaluated_on = (
+            f"test rows ({params.split_column} = 'test')"
+            if params.split_column
+            else "training rows (no split_column: optimistic, not a held-out estimate)"
+        )
+        return {
+            "outcome": params.outcome,
+            "covariates": list(params.covariates),
+            "n_trees": len(state["trees"]),
+            "max_depth": params.max_depth,
+            "learning_rate": params.learning_rate,
+            "n_bins": params.n_bins,
+            "seed": params.seed,
+            "base_score": state["base"],
+            "cut_points": dict(zip(params.covariates, state["cuts"], strict=True)),
+            "trees": state["trees"],
+            "n_train": state["n_train"],
+            "min_cell_count": state["mcc"],
+            "global": shown,
+            "per_site": {s: result.values[s].get("metrics") for s in result.sites},
+            "evaluated_on": evaluated_on,
+            "history": state["history"],
+            "sites": list(result.sites),
+            "sites_refused": dict(result.refused),
+            "sites_failed": dict(result.failed),
+        }
+
+
+register(GbtTask())
