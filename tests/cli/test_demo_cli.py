@@ -42,6 +42,10 @@ def test_demo_json(tmp_path: Path) -> None:
         assert Path(cohorts[name]["out"]).exists()
     assert cohorts["uci_cleveland"]["rows"] == 303
     assert "thal" in cohorts["uci_cleveland"]["columns"]
+    fed = summary["federated"]
+    assert set(fed["count"]["per_site"]) == {"es", "nl", "se"}
+    assert "coefficients" in fed["logreg"] or "refused" in fed["logreg"]
+    assert fed["audit_entries"] >= 4
 
 
 def test_demo_prints_the_tour(tmp_path: Path) -> None:
@@ -55,5 +59,6 @@ def test_demo_prints_the_tour(tmp_path: Path) -> None:
         "quality-checked",
         "UCI Heart Disease",
         "Cohorts and feature sets",
+        "Federated analysis",
     ):
         assert step in result.output

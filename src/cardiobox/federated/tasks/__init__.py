@@ -1,5 +1,5 @@
 """The built-in federated tasks; importing this package registers them."""
 
-from cardiobox.federated.tasks import count, cox, crosstab, describe, gbt, glm, km
+from cardiobox.federated.tasks import count, cox, crosstab, describe, gbt, glm, km, mlp
 
-__all__ = ["count", "cox", "crosstab", "describe", "gbt", "glm", "km"]
+__all__ = ["count", "cox", "crosstab", "describe", "gbt", "glm", "km", "mlp"]

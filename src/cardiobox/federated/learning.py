@@ -1,0 +1,420 @@
+"""Pieces shared by federated learning tasks (``mlp``, ``gbt``): rows, standardisation, evaluation.
+
+A learning task trains a binary classifier across sites and evaluates it without moving rows:
+
+- **Rows.** Each site reads the complete cases of the outcome (0/1 or boolean) and the
+  covariates (numbers or booleans) that pass the request's ``where``. With ``split_column`` —
+  a string column holding ``'train'`` or ``'test'`` in every row — the model is trained on the
+  ``'train'`` rows and evaluated on the ``'test'`` rows; without it, both use every row and
+  the result says the model was evaluated on its training rows.
+- **Standardisation.** Sites send, summed by secure aggregation, n, Σx and Σx² of their
+  training rows; the hub turns them into the pooled mean and standard deviation (an
+  aggregate, public afterwards) and sends them with the model.
+- **Evaluation.** Sites send, summed, their test rows' count, correct classifications (threshold
+  0.5), squared errors and per-class score histograms on public bin edges over [0, 1]; the hub
+  computes pooled accuracy, Brier score and AUROC
+  (:func:`~cardiobox.metrics.auroc_from_histograms`: exact up to pairs that share a bin).
+  Each site also releases in clear its own metrics
+  (:func:`~cardiobox.metrics.classification_report`) when its test rows, events and
+  non-events all reach its minimum cell count — ``None`` otherwise.
+
+Everything here is plain numpy on the site's table; the model itself belongs to the task.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field, field_validator, model_validator
+
+from cardiobox import metrics
+from cardiobox.federated.site_table import ColumnError, SiteTable
+from cardiobox.federated.task import RoundResult, SiteContext, TaskError, TaskParams
+
+Array = npt.NDArray[np.float64]
+Part = Literal["train", "test"]
+
+#: The values a split column may hold.
+SPLIT_VALUES: tuple[str, str] = ("train", "test")
+#: Probability at and above which a row is predicted positive.
+THRESHOLD = 0.5
+
+
+class LearningParams(TaskParams):
+    """Parameters every federated binary classifier shares.
+
+    Parameters
+    ----------
+    outcome : str
+        The 0/1 (or boolean) outcome column.
+    covariates : list of str
+        Number or boolean columns (at least one, no repeats, not the outcome).
+    split_column : str, optional
+        A string column holding ``'train'`` or ``'test'`` in every row (after ``where``):
+        train on the ``'train'`` rows, evaluate on the ``'test'`` rows. Without it both use
+        every row (the result says ``evaluated_on: "training rows"``).
+    seed : int
+        Seed of everything random that is not privacy noise (model initialisation, local
+        shuffles), so that runs without noise are reproducible (default 0).
+    bins : int
+        Bins of the per-class score histograms on [0, 1] behind the pooled AUROC (default 200).
+    """
+
+    outcome: str = Field(min_length=1)
+    covariates: list[str]
+    split_column: str | None = Field(None, min_length=1)
+    seed: int = Field(0, ge=0, lt=2**63)
+    bins: int = Field(200, ge=2, le=10_000)
+
+    @field_validator("covariates")
+    @classmethod
+    def _covariates(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one covariate is needed")
+        if any(not c for c in value):
+            raise ValueError("covariate names cannot be empty")
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(f"covariates must be unique; repeated: {', '.join(repeated)}")
+        return value
+
+    @model_validator(mode="after")
+    def _roles(self) -> LearningParams:
+        if self.outcome in self.covariates:
+            raise ValueError(f"the outcome {self.outcome!r} cannot also be a covariate")
+        if self.split_column is not None and self.split_column in (
+            self.outcome,
+            *self.covariates,
+        ):
+            raise ValueError(
+                f"the split column {self.split_column!r} cannot be the outcome or a covariate"
+            )
+        return self
+
+
+def learning_variables(params: LearningParams) -> set[str]:
+    """The columns a learning task reads: outcome, covariates and the split column."""
+    columns = {params.outcome, *params.covariates}
+    if params.split_column:
+        columns.add(params.split_column)
+    return columns
+
+
+def evaluated_on(params: LearningParams) -> str:
+    """What the evaluation ran on, for the result."""
+    if params.split_column is None:
+        return "training rows"
+    return f"test rows ({params.split_column} = 'test')"
+
+
+# -- rows -----------------------------------------------------------------------------------------
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def row_filter(where: str | None, split_column: str | None, part: Part) -> str | None:
+    """``where`` narrowed to one part of the split (unchanged without a split column).
+
+    The result is in the ``where`` grammar (:mod:`cardiobox.federated.where`), so the site
+    parses and binds it like any request filter.
+    """
+    if split_column is None:
+        return where
+    condition = f"{_quote(split_column)} = '{part}'"
+    return condition if not where else f"({where}) AND {condition}"
+
+
+def check_split(table: SiteTable, params: LearningParams) -> None:
+    """Check that the split column is a string column with ``'train'`` or ``'test'`` everywhere.
+
+    Raises
+    ------
+    ColumnError
+        When the column is missing or not a string column.
+    TaskError
+        With rule ``bad-split`` when rows passing ``where`` hold another value (or none).
+    """
+    column = params.split_column
+    if column is None:
+        return
+    try:
+        table.check([column], "string")
+    except ColumnError as exc:
+        raise ColumnError(f"split_column {column!r}: {exc.message}", rule=exc.rule) from None
+    # Read as strings, not counted: SiteTable.count leaves its DuckDB result unfinished
+    # (fetchone), which can make the next query on the connection fail.
+    values = table.categories(column, params.where)
+    other = int(np.sum((values != SPLIT_VALUES[0]) & (values != SPLIT_VALUES[1])))
+    if other:
+        raise TaskError(
+            f"split_column {column!r} must hold {' or '.join(repr(v) for v in SPLIT_VALUES)} "
+            f"in every row; {other} row(s) at this site hold another value or none",
+            rule="bad-split",
+        )
+
+
+def binary_rows(table: SiteTable, params: LearningParams, part: Part) -> tuple[Array, Array]:
+    """The complete cases of one part as (covariate matrix, 0/1 outcome vector).
+
+    Parameters
+    ----------
+    table : SiteTable
+        The site's table.
+    params : LearningParams
+        Outcome, covariates, ``where`` and split column.
+    part : {"train", "test"}
+        Which rows; without a split column both parts are every row.
+
+    Raises
+    ------
+    ColumnError
+        Naming the role and the column when a column is not a number or boolean.
+    TaskError
+        With rule ``outcome-not-binary`` when the outcome holds a value other than 0 and 1.
+    """
+    roles = [("outcome", params.outcome)] + [("covariate", c) for c in params.covariates]
+    for role, column in roles:
+        try:
+            table.check([column], "number")
+        except ColumnError as exc:
+            raise ColumnError(f"{role} {column!r}: {exc.message}", rule=exc.rule) from None
+    data = table.numeric(
+        [params.outcome, *params.covariates], row_filter(params.where, params.split_column, part)
+    )
+    y = np.ascontiguousarray(data[:, 0])
+    if not np.all((y == 0) | (y == 1)):
+        raise TaskError(
+            f"the outcome {params.outcome!r} must be 0/1 or boolean; this site's rows hold "
+            "other values",
+            rule="outcome-not-binary",
+        )
+    return np.ascontiguousarray(data[:, 1:]), y
+
+
+#: Row sets a site keeps per table (one per request shape and part), oldest dropped first.
+_CACHE_SIZE = 8
+_cache: weakref.WeakKeyDictionary[SiteTable, dict[tuple[str, str], tuple[Array, Array]]]
+_cache = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def site_rows(table: SiteTable, params: LearningParams, part: Part) -> tuple[Array, Array]:
+    """:func:`check_split` then :func:`binary_rows`, cached per table and request shape.
+
+    A learning task asks for the same rows in every round; reading them once per run (not
+    once per round) keeps rounds fast. The arrays are read-only.
+    """
+    key = (
+        params.model_dump_json(include={"outcome", "covariates", "where", "split_column"}),
+        part,
+    )
+    with _cache_lock:
+        hit = _cache.get(table, {}).get(key)
+    if hit is not None:
+        return hit
+    check_split(table, params)
+    x, y = binary_rows(table, params, part)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    with _cache_lock:
+        entries = _cache.setdefault(table, {})
+        if len(entries) >= _CACHE_SIZE:
+            del entries[next(iter(entries))]
+        entries[key] = (x, y)
+    return x, y
+
+
+def check_training_cells(y: Array, ctx: SiteContext, outcome: str) -> None:
+    """Refuse (:class:`~cardiobox.privacy.policy.PolicyRefusal`) small training sets.
+
+    The rows, the events and the non-events must each reach the site's minimum cell count.
+    """
+    events = int(y.sum())
+    ctx.policy.check_cell(len(y), "the number of complete training rows")
+    ctx.policy.check_cell(events, f"the number of training events ({outcome} = 1)")
+    ctx.policy.check_cell(len(y) - events, f"the number of training non-events ({outcome} = 0)")
+
+
+def payload_vector(payload: dict[str, Any], key: str, size: int) -> Array:
+    """A list of ``size`` finite numbers from the hub's payload, checked.
+
+    A site never trusts the shape of a request.
+
+    Raises
+    ------
+    TaskError
+        With rule ``protocol`` when the entry is missing, of another length or not finite.
+    """
+    raw = payload.get(key)
+    if (
+        not isinstance(raw, list)
+        or len(raw) != size
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
+    ):
+        raise TaskError(f"the payload's {key} must be a list of {size} numbers", rule="protocol")
+    vector = np.asarray(raw, dtype=np.float64)
+    if not np.all(np.isfinite(vector)):
+        raise TaskError(f"the payload's {key} holds a value that is not finite", rule="protocol")
+    return vector
+
+
+# -- standardisation ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Standardisation:
+    """Pooled mean and standard deviation of the covariates over the training rows.
+
+    Parameters
+    ----------
+    n : int
+        Pooled training rows.
+    mean, sd : numpy.ndarray
+        Per covariate; ``sd`` with n − 1 in the denominator.
+    """
+
+    n: int
+    mean: Array
+    sd: Array
+
+    def apply(self, x: Array) -> Array:
+        """The standardised matrix (x − mean) / sd."""
+        out: Array = (x - self.mean) / self.sd
+        return out
+
+    def to_payload(self) -> dict[str, list[float]]:
+        """The JSON form sent to the sites."""
+        return {"mean": self.mean.tolist(), "sd": self.sd.tolist()}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], p: int) -> Standardisation:
+        """Read (and check) the mean and sd of ``p`` covariates from a payload."""
+        mean = payload_vector(payload, "mean", p)
+        sd = payload_vector(payload, "sd", p)
+        if not np.all(sd > 0):
+            raise TaskError("the payload's sd must be positive", rule="protocol")
+        return cls(0, mean, sd)
+
+
+def standardisation_sums(x: Array) -> dict[str, Array]:
+    """A site's contribution to the pooled standardisation: n, Σx and Σx² (to sum securely)."""
+    return {
+        "std_n": np.array([float(len(x))]),
+        "std_sum": x.sum(axis=0),
+        "std_sumsq": (x * x).sum(axis=0),
+    }
+
+
+def pooled_standardisation(sums: dict[str, Array], covariates: list[str]) -> Standardisation:
+    """Pooled mean and sd from the summed :func:`standardisation_sums`.
+
+    Raises
+    ------
+    TaskError
+        With rule ``constant-covariate`` naming the covariates that do not vary in the pooled
+        training rows (they cannot be standardised, and carry no information).
+    """
+    n = float(sums["std_n"][0])
+    if n < 2:
+        raise TaskError("fewer than 2 pooled training rows", rule="too-few-rows")
+    mean = sums["std_sum"] / n
+    # The sums are exact to ~1e-12 (secure aggregation); cancellation is harmless for
+    # covariates whose spread is not ~1e-6 of their magnitude.
+    var = np.maximum(sums["std_sumsq"] - n * mean * mean, 0.0) / (n - 1)
+    sd = np.sqrt(var)
+    constant = [
+        c for c, s, m in zip(covariates, sd, mean, strict=True) if not s > 1e-9 * (1 + abs(m))
+    ]
+    if constant:
+        raise TaskError(
+            f"covariate(s) {', '.join(constant)} do not vary in the pooled training rows",
+            rule="constant-covariate",
+        )
+    return Standardisation(round(n), mean, sd)
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+def histogram_edges(bins: int) -> Array:
+    """The public bin edges of the score histograms: ``bins`` equal bins over [0, 1]."""
+    return np.linspace(0.0, 1.0, bins + 1)
+
+
+def evaluation_release(
+    y: Array, prob: Array, ctx: SiteContext, bins: int
+) -> tuple[dict[str, Any], dict[str, Array]]:
+    """A site's evaluation of its predictions: clear values and vectors to sum.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        The 0/1 outcome of the site's test rows (may be empty).
+    prob : numpy.ndarray
+        The model's predicted probabilities for those rows, in [0, 1].
+    ctx : SiteContext
+        The site's policy (its minimum cell count decides whether its own metrics go out).
+    bins : int
+        Bins of the score histograms.
+
+    Returns
+    -------
+    values : dict
+        ``metrics``: :func:`cardiobox.metrics.classification_report` of the site's test rows,
+        or ``None`` when its rows, events or non-events are below the minimum cell count;
+        ``min_cell_count``.
+    secure : dict of str to numpy.ndarray
+        ``eval_n``, ``eval_correct``, ``eval_sq_error`` and ``eval_hist`` (2 × bins, row 0
+        the non-events), to be summed over the sites.
+    """
+    n = len(y)
+    events = int(y.sum())
+    mcc = ctx.policy.min_cell_count
+    report = None
+    if min(n, events, n - events) >= mcc:
+        report = metrics.classification_report(y, prob)
+        report["n"] = n
+    if n:
+        hist = metrics.score_histogram(y, prob, histogram_edges(bins)).astype(np.float64)
+    else:
+        hist = np.zeros((2, bins))
+    secure = {
+        "eval_n": np.array([float(n)]),
+        "eval_correct": np.array([float(np.sum((prob >= THRESHOLD) == (y == 1)))]),
+        "eval_sq_error": np.array([float(np.sum((prob - y) ** 2))]),
+        "eval_hist": hist.ravel(),
+    }
+    return {"metrics": report, "min_cell_count": mcc}, secure
+
+
+def pooled_evaluation(result: RoundResult, bins: int) -> dict[str, Any]:
+    """Pooled and per-site metrics from a round of :func:`evaluation_release`.
+
+    Returns
+    -------
+    dict
+        ``global``: pooled ``n``, ``accuracy``, ``auroc`` (from the summed histograms) and
+        ``brier`` — all ``None`` when the pooled test rows are fewer than the largest minimum
+        cell count the sites declared (``auroc`` also when a class is missing); ``per_site``:
+        each site's released metrics (``None`` where it withheld them).
+    """
+    sums = result.sums
+    n = round(float(sums["eval_n"][0]))
+    floor = max((int(v.get("min_cell_count", 1)) for v in result.values.values()), default=1)
+    pooled: dict[str, Any] = {"n": None, "accuracy": None, "auroc": None, "brier": None}
+    if n >= floor and n > 0:
+        hist = np.maximum(np.rint(sums["eval_hist"]).reshape(2, bins), 0.0)
+        auroc: float | None
+        try:
+            auroc = metrics.auroc_from_histograms(hist)
+        except metrics.UndefinedMetricError:
+            auroc = None
+        pooled = {
+            "n": n,
+            "accuracy": float(sums["eval_correct"][0]) / n,
+            "auroc": auroc,
+            "brier": float(sums["eval_sq_error"][0]) / n,
+        }
+    per_site = {s: result.values[s].get("metrics") for s in result.sites}
+    return {"global": pooled, "per_site": per_site}
