@@ -1,6 +1,7 @@
 """The node, the hub and the in-process runtime, with the ``count`` task."""
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from cardiobox.federated import RunError, SiteNode, TaskError, run, wire
+from cardiobox.federated import TASKS, RunError, SiteNode, TaskError, run, wire
 from cardiobox.federated.hub import Hub
 from cardiobox.federated.inprocess import InProcessTransport
 from cardiobox.federated.task import SiteContext, SiteOutput, register
@@ -136,6 +137,16 @@ class _SleepyCount(CountTask):
         return super().site(table, params, payload, ctx)
 
 
+@pytest.fixture
+def throwaway_tasks() -> Iterator[None]:
+    """Tasks registered by a test are removed after it (the registry is process-wide)."""
+    before = set(TASKS)
+    yield
+    for name in set(TASKS) - before:
+        del TASKS[name]
+
+
+@pytest.mark.usefixtures("throwaway_tasks")
 def test_a_site_that_times_out_is_dropped(hf_sites: dict[str, Path]) -> None:
     register(_SleepyCount())
     policy = SitePolicy(allowed_tasks=["count"])
@@ -151,6 +162,7 @@ def test_a_site_that_times_out_is_dropped(hf_sites: dict[str, Path]) -> None:
     assert report.sites == ["north", "south"]
 
 
+@pytest.mark.usefixtures("throwaway_tasks")
 def test_secure_sum_rounds_drop_a_failing_site_and_resend(hf_sites: dict[str, Path]) -> None:
     """A summing task: when one site fails mid-run, the round is asked again of the others."""
     from cardiobox.federated.task import Next, Result, RoundResult, Task, TaskParams
