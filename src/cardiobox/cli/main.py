@@ -37,7 +37,9 @@ def _register() -> None:
         cohort_cmd,
         demo_cmd,
         fed_cmd,
+        hub_cmd,
         ingest_cmd,
+        node_cmd,
         quality_cmd,
         store_cmd,
         views_cmd,
@@ -50,6 +52,8 @@ def _register() -> None:
     app.add_typer(ingest_cmd.app, name="ingest")
     app.add_typer(cohort_cmd.app, name="cohort")
     app.add_typer(fed_cmd.app, name="fed")
+    app.add_typer(hub_cmd.app, name="hub")
+    app.add_typer(node_cmd.app, name="node")
     app.command("demo")(demo_cmd.demo)
 
 
