@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
+from cardiobox import metrics
+from cardiobox.federated.evaluation import auprc_from_histograms, roc_points_from_histograms
 from cardiobox.federated.learning import (
     LearningParams,
     Standardisation,
@@ -144,6 +146,115 @@ def test_evaluation_pools_and_withholds_small_sites() -> None:
     tiny = RoundResult(
         2, ["small"], {"small": {**sites["small"][2], "min_cell_count": 10}}, sites["small"][3]
     )
-    assert pooled_evaluation(tiny, bins=50)["global"] == dict.fromkeys(
+    shown = pooled_evaluation(tiny, bins=50)["global"]
+    assert {k: shown[k] for k in ("n", "accuracy", "auroc", "brier")} == dict.fromkeys(
         ("n", "accuracy", "auroc", "brier")
     )
+    assert shown["auprc"] is None and shown["calibration_slope"] is None
+    assert shown["ci"] == {} and shown["roc"] == [] and shown["calibration_curve"] == []
+
+
+# -- pooled evaluation: AUPRC, calibration, curves, bootstrap intervals ---------------------------
+def three_sites(
+    bins: int, bootstrap: int = 200, extreme: bool = False, min_cell_count: int = 5
+) -> tuple[np.ndarray, np.ndarray, dict[str, object], RoundResult]:
+    """Three sites' releases of a logistic model's predictions, and the pooled rows."""
+    rng = np.random.default_rng(3)
+    ys, probs, values, secure = [], [], {}, []
+    for name, n in (("a", 400), ("b", 250), ("c", 150)):
+        x = rng.normal(size=n) * (4 if extreme else 1)
+        y = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + 1.5 * x)))).astype(float)
+        prob = 1 / (1 + np.exp(-(0.1 + 1.2 * x + rng.normal(0, 0.3, n))))
+        site_ctx = SiteContext(name, SitePolicy(min_cell_count=min_cell_count), 0.0, rng)
+        values[name], sums = evaluation_release(y, prob, site_ctx, bins, bootstrap=bootstrap)
+        ys.append(y)
+        probs.append(prob)
+        secure.append(sums)
+    total = {k: np.sum([s[k] for s in secure], axis=0) for k in secure[0]}
+    return (
+        np.concatenate(ys),
+        np.concatenate(probs),
+        values,
+        RoundResult(2, ["a", "b", "c"], values, total),
+    )
+
+
+def test_pooled_auprc_equals_sklearn() -> None:
+    y, prob, _, result = three_sites(bins=2000, bootstrap=0)
+    glob = pooled_evaluation(result, bins=2000)["global"]
+    assert glob["auprc"] == pytest.approx(average_precision_score(y, prob), abs=1e-3)
+    assert glob["auroc"] == pytest.approx(roc_auc_score(y, prob), abs=1e-3)
+    # On the bins themselves the histogram AUPRC is scikit-learn's to rounding.
+    hist = metrics.score_histogram(y, prob, np.linspace(0, 1, 51))
+    binned = np.minimum(np.floor(prob * 50), 49)
+    assert auprc_from_histograms(hist) == pytest.approx(
+        average_precision_score(y, binned), abs=1e-12
+    )
+    with pytest.raises(metrics.UndefinedMetricError):
+        auprc_from_histograms(np.array([[0.0, 0.0], [1.0, 2.0]]))
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_pooled_calibration_equals_the_fit_on_pooled_rows(extreme: bool) -> None:
+    # extreme: logits up to ±30, beyond the bins' range (they land in the end bins).
+    y, prob, _, result = three_sites(bins=200, bootstrap=0, extreme=extreme)
+    glob = pooled_evaluation(result, bins=200)["global"]
+    ref = metrics.calibration(y, prob)
+    assert glob["calibration_slope"] == pytest.approx(ref.slope, abs=1e-3)
+    assert glob["calibration_intercept"] == pytest.approx(ref.intercept, abs=1e-3)
+    curve = metrics.calibration_curve_points(y, prob, 10)
+    assert [p["n"] for p in glob["calibration_curve"]] == [p["n"] for p in curve]
+    for got, want in zip(glob["calibration_curve"], curve, strict=True):
+        assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_pooled_roc_curve_keeps_steps_above_the_cell_floor() -> None:
+    y, prob, _, result = three_sites(bins=200, bootstrap=0, min_cell_count=5)
+    roc = pooled_evaluation(result, bins=200)["global"]["roc"]
+    assert roc[0] == {"fpr": 0.0, "tpr": 0.0, "threshold": None}
+    assert (roc[-1]["fpr"], roc[-1]["tpr"]) == (1.0, 1.0)
+    fpr, tpr = np.array([p["fpr"] for p in roc]), np.array([p["tpr"] for p in roc])
+    rows = np.diff(fpr) * np.sum(y == 0) + np.diff(tpr) * np.sum(y == 1)
+    assert np.all(rows >= 5 - 1e-9)
+    # At full resolution the area under the points is the histogram AUROC.
+    hist = metrics.score_histogram(y, prob, np.linspace(0, 1, 201))
+    full = roc_points_from_histograms(hist, np.linspace(0, 1, 201), 1)
+    f, t = np.array([p["fpr"] for p in full]), np.array([p["tpr"] for p in full])
+    area = float(np.sum(np.diff(f) * (t[1:] + t[:-1]) / 2))
+    assert area == pytest.approx(metrics.auroc_from_histograms(hist), abs=1e-12)
+
+
+def test_pooled_bootstrap_intervals_match_a_bootstrap_of_pooled_rows() -> None:
+    y, prob, values, result = three_sites(bins=200, bootstrap=400)
+    glob = pooled_evaluation(result, bins=200)["global"]
+    functions = {
+        "auroc": metrics.auroc,
+        "auprc": metrics.auprc,
+        "accuracy": metrics.accuracy,
+        "brier": metrics.brier,
+    }
+    for name, metric in functions.items():
+        low, high = glob["ci"][name]
+        assert low < glob[name] < high, name
+        ref = metrics.bootstrap_ci(metric, y, prob, n_boot=500, seed=1)
+        assert (high - low) == pytest.approx(ref.upper - ref.lower, rel=0.3), name
+    # Each site's own intervals, released with its metrics, bracket its estimates.
+    site = values["a"]["metrics"]
+    for name in functions:
+        assert site["ci"][name][0] < site[name] < site["ci"][name][1]
+
+
+def test_bootstrap_weights_are_reproducible_but_not_public() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(50) < 0.5).astype(float)
+    prob = rng.random(50)
+
+    def boot(site: str, labels: np.ndarray) -> np.ndarray:
+        site_ctx = SiteContext(site, SitePolicy(min_cell_count=5), 0.0, np.random.default_rng())
+        return evaluation_release(labels, prob, site_ctx, 20, bootstrap=10)[1]["eval_boot_n"]
+
+    np.testing.assert_array_equal(boot("a", y), boot("a", y))
+    assert not np.array_equal(boot("a", y), boot("b", y))
+    # The weights depend on the site's labels, which the hub does not know.
+    assert not np.array_equal(boot("a", y), boot("a", 1 - y))
+    assert "eval_boot_n" not in evaluation_release(y, prob, ctx(5), 20, bootstrap=0)[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -13,6 +13,9 @@ from rich.table import Table
 
 from cardiobox.cli.output import console, emit_json, fail, out
 from cardiobox.errors import CardioboxError, InputError
+
+if TYPE_CHECKING:
+    from cardiobox.federated.hub import RunReport
 
 app = typer.Typer(
     help="Federated analysis: each site computes under its own policy, the hub aggregates.",
@@ -65,7 +68,7 @@ def _fmt(v: Any) -> str:
 
 def _print_result(task: str, report: dict[str, Any]) -> None:
     result = report["result"] or {}
-    if "per_site" in result:
+    if task == "count":
         t = Table(title=f"{task}: per site", title_justify="left")
         t.add_column("site")
         t.add_column("n", justify="right")
@@ -119,6 +122,14 @@ def run(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds per site per round.")
     ] = 120.0,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write report.html (tables and plots) and report.json of the run into DIR.",
+            metavar="DIR",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a federated task on the in-process runtime (one simulated node per site).
@@ -143,17 +154,34 @@ def run(
             progress=None if as_json else (lambda _r, m: console.print(f"[dim]{escape(m)}[/]")),
         )
     except RunError as exc:
+        if report_dir is not None:
+            _write_report(exc.report, report_dir, as_json)
         if as_json:
             emit_json({"error": exc.message, "rule": exc.rule, **exc.report.to_dict()})
             raise typer.Exit(1) from None
         raise fail(exc, as_json, code=1) from None
     except CardioboxError as exc:
         raise fail(exc, as_json) from None
+    if report_dir is not None:
+        _write_report(report, report_dir, as_json)
     data = report.to_dict()
     if as_json:
         emit_json(data)
         return
     _print_result(task, data)
+
+
+def _write_report(report: RunReport, folder: Path, as_json: bool) -> None:
+    from cardiobox.federated.report import write_report
+
+    try:
+        html = write_report(report, folder)
+    except OSError as exc:
+        raise fail(
+            InputError(f"--report {folder}: cannot write the report: {exc}", rule="bad-option"),
+            as_json,
+        ) from None
+    console.print(f"[dim]report written to {escape(str(html))} (and report.json)[/]")
 
 
 @app.command()

@@ -10,13 +10,10 @@ A learning task trains a binary classifier across sites and evaluates it without
 - **Standardisation.** Sites send, summed by secure aggregation, n, Σx and Σx² of their
   training rows; the hub turns them into the pooled mean and standard deviation (an
   aggregate, public afterwards) and sends them with the model.
-- **Evaluation.** Sites send, summed, their test rows' count, correct classifications (threshold
-  0.5), squared errors and per-class score histograms on public bin edges over [0, 1]; the hub
-  computes pooled accuracy, Brier score and AUROC
-  (:func:`~cardiobox.metrics.auroc_from_histograms`: exact up to pairs that share a bin).
-  Each site also releases in clear its own metrics
-  (:func:`~cardiobox.metrics.classification_report`) when its test rows, events and
-  non-events all reach its minimum cell count — ``None`` otherwise.
+- **Evaluation.** Sites release, summed, aggregates of their test rows' predictions, and in
+  clear their own metrics when their test rows, events and non-events all reach their
+  minimum cell count: see :mod:`cardiobox.federated.evaluation` (re-exported here:
+  :func:`evaluation_release`, :func:`pooled_evaluation`, :func:`histogram_edges`).
 
 Everything here is plain numpy on the site's table; the model itself belongs to the task.
 """
@@ -32,17 +29,18 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, field_validator, model_validator
 
-from cardiobox import metrics
+from cardiobox.federated.evaluation import THRESHOLD as THRESHOLD
+from cardiobox.federated.evaluation import evaluation_release as evaluation_release
+from cardiobox.federated.evaluation import histogram_edges as histogram_edges
+from cardiobox.federated.evaluation import pooled_evaluation as pooled_evaluation
 from cardiobox.federated.site_table import ColumnError, SiteTable
-from cardiobox.federated.task import RoundResult, SiteContext, TaskError, TaskParams
+from cardiobox.federated.task import SiteContext, TaskError, TaskParams
 
 Array = npt.NDArray[np.float64]
 Part = Literal["train", "test"]
 
 #: The values a split column may hold.
 SPLIT_VALUES: tuple[str, str] = ("train", "test")
-#: Probability at and above which a row is predicted positive.
-THRESHOLD = 0.5
 
 
 class LearningParams(TaskParams):
@@ -107,9 +105,14 @@ def learning_variables(params: LearningParams) -> set[str]:
 
 def evaluated_on(params: LearningParams) -> str:
     """What the evaluation ran on, for the result."""
-    if params.split_column is None:
+    return evaluated_on_split(params.split_column)
+
+
+def evaluated_on_split(split_column: str | None) -> str:
+    """What an evaluation with this split column (or none) ran on, for the result."""
+    if split_column is None:
         return "training rows"
-    return f"test rows ({params.split_column} = 'test')"
+    return f"test rows ({split_column} = 'test')"
 
 
 # -- rows -----------------------------------------------------------------------------------------
@@ -139,16 +142,27 @@ def check_split(table: SiteTable, params: LearningParams) -> None:
     TaskError
         With rule ``bad-split`` when rows passing ``where`` hold another value (or none).
     """
-    column = params.split_column
-    if column is None:
-        return
+    if params.split_column is not None:
+        check_split_column(table, params.split_column, params.where)
+
+
+def check_split_column(table: SiteTable, column: str, where: str | None) -> None:
+    """:func:`check_split` for any task: ``column`` holds a part in every row passing ``where``.
+
+    Raises
+    ------
+    ColumnError
+        When the column is missing or not a string column.
+    TaskError
+        With rule ``bad-split`` when rows passing ``where`` hold another value (or none).
+    """
     try:
         table.check([column], "string")
     except ColumnError as exc:
         raise ColumnError(f"split_column {column!r}: {exc.message}", rule=exc.rule) from None
     # Read as strings, not counted: SiteTable.count leaves its DuckDB result unfinished
     # (fetchone), which can make the next query on the connection fail.
-    values = table.categories(column, params.where)
+    values = table.categories(column, where)
     other = int(np.sum((values != SPLIT_VALUES[0]) & (values != SPLIT_VALUES[1])))
     if other:
         raise TaskError(
@@ -334,87 +348,3 @@ def pooled_standardisation(sums: dict[str, Array], covariates: list[str]) -> Sta
             rule="constant-covariate",
         )
     return Standardisation(round(n), mean, sd)
-
-
-# -- evaluation -----------------------------------------------------------------------------------
-def histogram_edges(bins: int) -> Array:
-    """The public bin edges of the score histograms: ``bins`` equal bins over [0, 1]."""
-    return np.linspace(0.0, 1.0, bins + 1)
-
-
-def evaluation_release(
-    y: Array, prob: Array, ctx: SiteContext, bins: int
-) -> tuple[dict[str, Any], dict[str, Array]]:
-    """A site's evaluation of its predictions: clear values and vectors to sum.
-
-    Parameters
-    ----------
-    y : numpy.ndarray
-        The 0/1 outcome of the site's test rows (may be empty).
-    prob : numpy.ndarray
-        The model's predicted probabilities for those rows, in [0, 1].
-    ctx : SiteContext
-        The site's policy (its minimum cell count decides whether its own metrics go out).
-    bins : int
-        Bins of the score histograms.
-
-    Returns
-    -------
-    values : dict
-        ``metrics``: :func:`cardiobox.metrics.classification_report` of the site's test rows,
-        or ``None`` when its rows, events or non-events are below the minimum cell count;
-        ``min_cell_count``.
-    secure : dict of str to numpy.ndarray
-        ``eval_n``, ``eval_correct``, ``eval_sq_error`` and ``eval_hist`` (2 × bins, row 0
-        the non-events), to be summed over the sites.
-    """
-    n = len(y)
-    events = int(y.sum())
-    mcc = ctx.policy.min_cell_count
-    report = None
-    if min(n, events, n - events) >= mcc:
-        report = metrics.classification_report(y, prob)
-        report["n"] = n
-    if n:
-        hist = metrics.score_histogram(y, prob, histogram_edges(bins)).astype(np.float64)
-    else:
-        hist = np.zeros((2, bins))
-    secure = {
-        "eval_n": np.array([float(n)]),
-        "eval_correct": np.array([float(np.sum((prob >= THRESHOLD) == (y == 1)))]),
-        "eval_sq_error": np.array([float(np.sum((prob - y) ** 2))]),
-        "eval_hist": hist.ravel(),
-    }
-    return {"metrics": report, "min_cell_count": mcc}, secure
-
-
-def pooled_evaluation(result: RoundResult, bins: int) -> dict[str, Any]:
-    """Pooled and per-site metrics from a round of :func:`evaluation_release`.
-
-    Returns
-    -------
-    dict
-        ``global``: pooled ``n``, ``accuracy``, ``auroc`` (from the summed histograms) and
-        ``brier`` — all ``None`` when the pooled test rows are fewer than the largest minimum
-        cell count the sites declared (``auroc`` also when a class is missing); ``per_site``:
-        each site's released metrics (``None`` where it withheld them).
-    """
-    sums = result.sums
-    n = round(float(sums["eval_n"][0]))
-    floor = max((int(v.get("min_cell_count", 1)) for v in result.values.values()), default=1)
-    pooled: dict[str, Any] = {"n": None, "accuracy": None, "auroc": None, "brier": None}
-    if n >= floor and n > 0:
-        hist = np.maximum(np.rint(sums["eval_hist"]).reshape(2, bins), 0.0)
-        auroc: float | None
-        try:
-            auroc = metrics.auroc_from_histograms(hist)
-        except metrics.UndefinedMetricError:
-            auroc = None
-        pooled = {
-            "n": n,
-            "accuracy": float(sums["eval_correct"][0]) / n,
-            "auroc": auroc,
-            "brier": float(sums["eval_sq_error"][0]) / n,
-        }
-    per_site = {s: result.values[s].get("metrics") for s in result.sites}
-    return {"global": pooled, "per_site": per_site}

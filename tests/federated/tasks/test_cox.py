@@ -16,13 +16,20 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from lifelines import CoxPHFitter
+from lifelines.utils import concordance_index
+from lifelines.utils.concordance import _concordance_summary_statistics
 from statsmodels.duration.hazard_regression import PHReg
 
 from cardiobox.federated import Hub, RunError, TaskError, get_task, make_nodes, run
 from cardiobox.federated.inprocess import InProcessTransport
 from cardiobox.federated.site_table import SiteTable
 from cardiobox.federated.task import Next, Result, RoundResult, SiteContext
-from cardiobox.federated.tasks.cox import MAX_HALVINGS, CoxParams, partial_likelihood
+from cardiobox.federated.tasks.cox import (
+    MAX_HALVINGS,
+    CoxParams,
+    concordance_counts,
+    partial_likelihood,
+)
 from cardiobox.privacy.policy import PolicyRefusal, SitePolicy
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -177,7 +184,7 @@ def test_result_fields(hf: pd.DataFrame, mod3_run: dict[str, Any]) -> None:
     assert mod3_run["sites"] == ["a", "b", "c"]
     assert mod3_run["converged"] is True and 3 <= mod3_run["iterations"] <= 10
     assert (mod3_run["ties"], mod3_run["strata"]) == ("efron", "site")
-    assert "l2" not in mod3_run and "concordance" not in mod3_run
+    assert "l2" not in mod3_run and 0.5 < mod3_run["concordance"] < 1
 
 
 def test_heart_failure_times_are_tied(hf: pd.DataFrame) -> None:
@@ -463,3 +470,65 @@ def test_params_defaults_and_variables() -> None:
         "efron", 50, 1e-9, 0.05, 0.0,
     )  # fmt: skip
     assert get_task("cox").variables(params) == {"time", "DEATH_EVENT", *COVARIATES}
+
+
+# -- concordance ----------------------------------------------------------------------------------
+def lifelines_pairs(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> tuple[int, int, int]:
+    """lifelines' (concordant, tied, comparable) pairs of a risk score (higher: shorter life)."""
+    correct, tied, pairs = _concordance_summary_statistics(
+        time.astype(float), -risk.astype(float), event.astype(bool)
+    )
+    return int(correct), int(tied), int(pairs)
+
+
+def test_concordance_counts_equal_lifelines() -> None:
+    df = tied_data(seed=11, n=400)  # tied times; rounded risks tie too
+    risk = np.round(df["x1"].to_numpy() - df["x2"].to_numpy(), 1)
+    time, event = df["time"].to_numpy(), df["DEATH_EVENT"].to_numpy()
+    assert concordance_counts(time, event, risk) == lifelines_pairs(time, event, risk)
+    assert concordance_counts(time[:1], event[:1], risk[:1]) == (0, 0, 0)
+    assert concordance_counts(time, np.zeros(len(time)), risk) == (0, 0, 0)
+
+
+def test_concordance_is_stratified_harrell_c(hf: pd.DataFrame, tmp_path: Path) -> None:
+    site = uneven(len(hf))
+    params = {**PARAMS, "concordance": True}
+    report = run("cox", write_sites(hf, site, tmp_path), params, policy=POLICY)
+    result = report.result
+    assert result is not None
+    json.dumps(result)
+    beta = keyed(result, "coefficients", COVARIATES)
+    totals = np.zeros(3, dtype=np.int64)
+    for s in ("a", "b", "c"):
+        part = hf[site == s]
+        risk = part[COVARIATES].to_numpy(float) @ beta
+        counts = lifelines_pairs(part["time"].to_numpy(), part["DEATH_EVENT"].to_numpy(), risk)
+        totals += counts
+        own = concordance_index(part["time"], -risk, part["DEATH_EVENT"])
+        assert result["per_site_concordance"][s] == pytest.approx(own, abs=1e-12)
+    expected = (totals[0] + totals[1] / 2) / totals[2]
+    assert result["concordance"] == pytest.approx(expected, abs=1e-9)
+    pairs = result["concordance_pairs"]
+    assert (pairs["concordant"], pairs["tied_risk"], pairs["comparable"]) == tuple(totals)
+    assert pairs["discordant"] == totals[2] - totals[0] - totals[1]
+    assert result["concordance_sites"] == ["a", "b", "c"]
+    assert 0.6 < result["concordance"] < 0.85
+
+
+def test_concordance_after_a_discarded_polishing_step() -> None:
+    # The polishing step meets rounding noise: the hub asks once more, at the converged β.
+    task = get_task("cox")
+    params = task.parse({**PARAMS, "covariates": ["x"], "concordance": True})
+    state: dict[str, Any] = {}
+    first = task.hub(params, fake_round(-10.0, [1e-6], [-1.0]), state)
+    assert isinstance(first, Next) and first.payload["concordance"] is True
+    again = task.hub(params, fake_round(-10.5, [0.0], [-1.0]), state)
+    assert isinstance(again, Next) and again.payload == {"beta": [0.0], "concordance": True}
+    last = fake_round(-10.0, [1e-6], [-1.0])
+    last.sums["concordance"] = np.array([30.0, 4.0, 50.0])
+    last.values = {"a": {"n": 50, "events": 15, "concordance": 0.7}, "b": {"n": 50}}
+    done = task.hub(params, last, state)
+    assert isinstance(done, Result)
+    assert done.value["coefficients"] == {"x": 0.0}
+    assert done.value["concordance"] == pytest.approx((30 + 2) / 50)
+    assert done.value["per_site_concordance"] == {"a": 0.7, "b": None}

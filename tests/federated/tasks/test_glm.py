@@ -12,6 +12,7 @@ import pytest
 import statsmodels.api as sm
 from sklearn.linear_model import LogisticRegression, Ridge
 
+from cardiobox import metrics
 from cardiobox.federated import Hub, RunError, TaskError, get_task, make_nodes, run
 from cardiobox.federated.inprocess import InProcessTransport
 from cardiobox.federated.tasks.glm import INTERCEPT
@@ -380,3 +381,85 @@ def test_linreg_collinear(heart: dict[str, Any], tmp_path: Path) -> None:
         run("linreg", heart_sites(heart, tmp_path), params, policy=FOUR)
     assert err.value.rule == "singular"
     assert "age, age_copy" in err.value.message
+
+
+# -- logreg evaluation ----------------------------------------------------------------------------
+def split_sites(heart: dict[str, Any], tmp_path: Path) -> dict[str, Path]:
+    """The hospitals' CSVs with a 'part' column: every third row is a test row."""
+    paths = {}
+    for h, df in heart["frames"].items():
+        paths[h] = tmp_path / f"{h}.csv"
+        part = np.where(np.arange(len(df)) % 3 == 0, "test", "train")
+        df.assign(part=part).to_csv(paths[h], index=False, na_rep="")
+    return paths
+
+
+def split_rows(heart: dict[str, Any], hospitals: tuple[str, ...], part: str):
+    frames = []
+    for h in hospitals:
+        df = heart["frames"][h]
+        frames.append(df[np.where(np.arange(len(df)) % 3 == 0, "test", "train") == part])
+    df = pd.concat(frames)[["disease", *HEART_X]].dropna()
+    return df["disease"].to_numpy(float), df[HEART_X].to_numpy(float)
+
+
+def test_logreg_evaluates_on_the_test_split(heart: dict[str, Any], tmp_path: Path) -> None:
+    params = {**LOGREG, "split_column": "part", "bins": 1000, "bootstrap": 100}
+    report = run("logreg", split_sites(heart, tmp_path), params, policy=FOUR)
+    res = report.result
+    assert res is not None
+    json.dumps(res, allow_nan=False)
+    # The fit is that of the pooled training rows; one more round evaluates it.
+    y, x = split_rows(heart, HOSPITALS, "train")
+    ref = sm.Logit(y, sm.add_constant(x)).fit(disp=0, tol=1e-12)
+    assert_matches_logit(res, ref, [INTERCEPT, *HEART_X])
+    assert report.rounds == res["iterations"] + 1
+    evaluation = res["evaluation"]
+    assert evaluation["evaluated_on"] == "test rows (part = 'test')"
+    assert evaluation["sites"] == sorted(HOSPITALS)
+
+    beta = keyed(res, "coefficients", [INTERCEPT, *HEART_X])
+    y_test, x_test = split_rows(heart, HOSPITALS, "test")
+    prob = 1 / (1 + np.exp(-(beta[0] + x_test @ beta[1:])))
+    glob = evaluation["global"]
+    assert glob["n"] == len(y_test)
+    assert glob["auroc"] == pytest.approx(metrics.auroc(y_test, prob), abs=1e-3)
+    assert glob["auprc"] == pytest.approx(metrics.auprc(y_test, prob), abs=1e-3)
+    assert glob["brier"] == pytest.approx(metrics.brier(y_test, prob), rel=1e-9)
+    assert glob["accuracy"] == pytest.approx(metrics.accuracy(y_test, prob), rel=1e-12)
+    calibration = metrics.calibration(y_test, prob)
+    assert glob["calibration_slope"] == pytest.approx(calibration.slope, abs=1e-3)
+    assert glob["calibration_intercept"] == pytest.approx(calibration.intercept, abs=1e-3)
+    assert all(lo < glob[m] < hi for m, (lo, hi) in glob["ci"].items())
+    assert glob["roc"][-1]["fpr"] == 1.0 and glob["calibration_curve"]
+
+    # Each site's own metrics, in clear only when its test rows are not small cells.
+    for h in HOSPITALS:
+        ys, xs = split_rows(heart, (h,), "test")
+        site = evaluation["per_site"][h]
+        if min(len(ys) - ys.sum(), ys.sum()) < FOUR.min_cell_count:
+            assert site is None
+            continue
+        ps = 1 / (1 + np.exp(-(beta[0] + xs @ beta[1:])))
+        assert site["n"] == len(ys)
+        assert site["auroc"] == pytest.approx(metrics.auroc(ys, ps), rel=1e-9)
+    assert evaluation["per_site"]["switzerland"] is None  # 3 test rows without disease
+
+
+def test_logreg_evaluate_without_split_uses_the_training_rows(
+    heart: dict[str, Any], tmp_path: Path
+) -> None:
+    params = {**LOGREG, "evaluate": True, "bootstrap": 0}
+    res = run("logreg", heart_sites(heart, tmp_path), params, policy=FOUR).result
+    assert res is not None
+    evaluation = res["evaluation"]
+    assert evaluation["evaluated_on"] == "training rows"
+    assert evaluation["global"]["ci"] == {}
+    y, x = pooled_heart(heart, HOSPITALS)
+    beta = keyed(res, "coefficients", [INTERCEPT, *HEART_X])
+    prob = 1 / (1 + np.exp(-(beta[0] + x @ beta[1:])))
+    assert evaluation["global"]["auroc"] == pytest.approx(metrics.auroc(y, prob), abs=1e-3)
+    with pytest.raises(TaskError, match="split column 'disease' cannot be"):
+        get_task("logreg").parse({**LOGREG, "split_column": "disease"})
+    with pytest.raises(TaskError, match="split_column"):
+        get_task("linreg").parse({**LOGREG, "split_column": "part"})

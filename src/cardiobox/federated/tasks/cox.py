@@ -20,6 +20,18 @@ With ``l2 > 0`` the objective is penalised as lifelines does: lifelines fits on 
 standardised by their pooled standard deviation ``s`` and subtracts
 ``0.5 · l2 · N · Σ (s_j β_j)²`` (``N`` pooled rows); the sites then also send the sums of the
 covariates and of their squares, from which the hub gets ``s``.
+
+**Concordance** (``concordance: true``, the default). The round that evaluates the final
+coefficients (the polishing step once the Newton decrement is below ``tol``, or one extra
+round when that step is discarded) also asks each site to count, within its own rows and at
+those coefficients, the pairs of Harrell's C: comparable, concordant and tied in risk
+(risk = x·β; a pair is comparable when one subject's event comes before the other's exit, a
+censoring at the same time counting as later). The counts are summed over the sites, so the
+result's ``concordance`` = (concordant + ½·tied) / comparable is Harrell's C stratified by
+site — lifelines' ``concordance_index`` computed within each site and pooled by pair counts —
+with ``concordance_pairs``, ``concordance_sites`` and ``per_site_concordance`` (each site's
+own C, released in clear: its rows, events and censored rows already reach its minimum cell
+count).
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from cardiobox import metrics
 from cardiobox.federated.site_table import SiteTable
 from cardiobox.federated.task import (
     Next,
@@ -75,6 +88,9 @@ class CoxParams(TaskParams):
         ``1 - alpha`` is the level of the confidence intervals (default 0.05).
     l2 : float
         Ridge penalty with lifelines' ``penalizer`` convention (``l1_ratio=0``); default 0.
+    concordance : bool
+        Also compute Harrell's C at the final coefficients, stratified by site, and each
+        site's own (default true; see the module docstring).
     """
 
     duration: str
@@ -85,6 +101,7 @@ class CoxParams(TaskParams):
     tol: float = Field(1e-9, gt=0, lt=1)
     alpha: float = Field(0.05, gt=0, lt=1)
     l2: float = Field(0.0, ge=0, allow_inf_nan=False)
+    concordance: bool = True
 
     @field_validator("covariates")
     @classmethod
@@ -185,6 +202,51 @@ def partial_likelihood(
     cross = s1.T @ (s1 * u[:, None]) - mixed - mixed.T + e1.T @ (e1 * r[:, None])
     hess = -(second - cross)
     return loglik, grad, (hess + hess.T) / 2
+
+
+def concordance_counts(
+    time: np.ndarray, event: np.ndarray, risk: np.ndarray
+) -> tuple[int, int, int]:
+    """Pairs of Harrell's C in one stratum: (concordant, tied in risk, comparable).
+
+    A pair is comparable when subject ``i`` had the event and ``j`` left later, or was
+    censored at the same time; two events at the same time are not comparable. It is
+    concordant when ``i`` has the higher risk, tied when the risks are equal. Vectorised as
+    :func:`cardiobox.metrics.concordance_index` (O(n log² n)), whose C is
+    ``(concordant + tied / 2) / comparable``; sums of these counts over strata give the
+    stratified C.
+
+    Parameters
+    ----------
+    time : numpy.ndarray
+        Durations, shape ``(n,)``.
+    event : numpy.ndarray
+        1 for an event, 0 for censoring.
+    risk : numpy.ndarray
+        Predicted risk (higher: shorter survival), e.g. the linear predictor x·β.
+    """
+    died = np.asarray(event) > 0.5
+    n = len(died)
+    if n < 2 or not died.any():
+        return 0, 0, 0
+    # Exit groups in time order; at one time events come before censorings.
+    time_rank = np.unique(time, return_inverse=True)[1].astype(np.int64).ravel()
+    group = 2 * time_rank + (~died).astype(np.int64)
+    risk_rank = np.unique(risk, return_inverse=True)[1].astype(np.int64).ravel()
+    sorted_group = np.sort(group)
+    comparable = int(np.sum(n - np.searchsorted(sorted_group, group[died], side="right")))
+    order = np.lexsort((risk_rank, group))
+    concordant = metrics._count_earlier_greater(risk_rank[order], died[order])
+    n_groups = int(group.max()) + 1
+    event_keys = np.sort(risk_rank[died] * n_groups + group[died])
+    same_risk = risk_rank * n_groups
+    tied = int(
+        np.sum(
+            np.searchsorted(event_keys, same_risk + group, side="left")
+            - np.searchsorted(event_keys, same_risk, side="left")
+        )
+    )
+    return concordant, tied, comparable
 
 
 def _beta(payload: dict[str, Any], p: int) -> np.ndarray:
@@ -290,8 +352,20 @@ class CoxTask(Task[CoxParams]):
         if params.l2 > 0:
             secure["sum_x"] = x.sum(axis=0)
             secure["sum_x2"] = (x**2).sum(axis=0)
+        values: dict[str, Any] = {
+            "n": n,
+            "events": events,
+            "min_cell_count": ctx.policy.min_cell_count,
+        }
+        wanted = payload.get("concordance", False)
+        if not isinstance(wanted, bool):
+            raise TaskError("cox: the payload's concordance must be true or false", "protocol")
+        if wanted:
+            concordant, tied, comparable = concordance_counts(time, event, x @ beta)
+            secure["concordance"] = np.array([concordant, tied, comparable], dtype=np.float64)
+            values["concordance"] = (concordant + tied / 2) / comparable if comparable else None
         return SiteOutput(
-            values={"n": n, "events": events, "min_cell_count": ctx.policy.min_cell_count},
+            values=values,
             secure=secure,
             mechanism=(
                 "secure sum of partial-likelihood derivatives; n and events in clear, refused "
@@ -317,11 +391,21 @@ class CoxTask(Task[CoxParams]):
         beta = np.asarray(state.get("trial", np.zeros(p)), dtype=np.float64)
         point = _evaluate(params, result, beta)
         current: dict[str, Any] | None = state.get("current")
+        if state.get("finishing") and current is not None:
+            # The extra round at the converged point: only its pair counts are new.
+            keys = ("concordance", "concordance_sites", "per_site_concordance")
+            final = {**current, **{k: point[k] for k in keys}}
+            return Result(_result(params, result, final, state["iterations"]))
         if current is not None and current["sites"] == point["sites"]:
             slack = LL_SLACK * (1.0 + abs(current["objective"]))
             if not point["objective"] >= current["objective"] - slack:  # also catches NaN
                 if state["polishing"]:  # already converged: the step only met rounding noise
-                    return Result(_result(params, result, current, state["iterations"]))
+                    if not params.concordance or current["concordance"] is not None:
+                        return Result(_result(params, result, current, state["iterations"]))
+                    # Count the concordance pairs at the converged point: one more round.
+                    state["finishing"] = True
+                    state["trial"] = current["beta"]
+                    return Next({"beta": current["beta"].tolist(), "concordance": True})
                 return self._halve(state)
             state["iterations"] += 1
             if state["polishing"]:
@@ -347,6 +431,8 @@ class CoxTask(Task[CoxParams]):
         state["current"] = point
         state["halvings"] = 0
         state["trial"] = beta + step
+        if state["polishing"] and params.concordance:  # likely the last round: count there
+            return Next({"beta": state["trial"].tolist(), "concordance": True})
         return Next({"beta": state["trial"].tolist()})
 
     @staticmethod
@@ -390,6 +476,11 @@ def _evaluate(params: CoxParams, result: RoundResult, beta: np.ndarray) -> dict[
         "n": round(n_total),
         "events": round(float(sums["events"][0])),
         "sites": sorted(result.sites),
+        "per_site_n": {s: result.values[s].get("n") for s in result.sites},
+        "per_site_events": {s: result.values[s].get("events") for s in result.sites},
+        "concordance": sums["concordance"].copy() if "concordance" in sums else None,
+        "concordance_sites": sorted(result.sites),
+        "per_site_concordance": {s: result.values[s].get("concordance") for s in result.sites},
     }
 
 
@@ -443,8 +534,8 @@ def _result(
         "log_likelihood": point["loglik"],
         "n": point["n"],
         "events": point["events"],
-        "per_site_n": {s: result.values[s].get("n") for s in point["sites"]},
-        "per_site_events": {s: result.values[s].get("events") for s in point["sites"]},
+        "per_site_n": {s: point["per_site_n"].get(s) for s in point["sites"]},
+        "per_site_events": {s: point["per_site_events"].get(s) for s in point["sites"]},
         "iterations": iterations,
         "converged": True,
         "ties": params.ties,
@@ -453,10 +544,37 @@ def _result(
         "sites_refused": dict(result.refused),
         "sites_failed": dict(result.failed),
     }
+    if params.concordance:
+        out.update(_concordance(point))
     if params.l2 > 0:
         out["l2"] = params.l2
         out["penalized_log_likelihood"] = point["objective"]
     return out
+
+
+def _concordance(point: dict[str, Any]) -> dict[str, Any]:
+    """Harrell's C stratified by site from the summed pair counts, and each site's own."""
+    counts = point.get("concordance")
+    if counts is None:
+        return {
+            "concordance": None,
+            "concordance_pairs": None,
+            "concordance_sites": [],
+            "per_site_concordance": {},
+        }
+    concordant, tied, comparable = (round(float(c)) for c in counts)
+    sites = point["concordance_sites"]
+    return {
+        "concordance": (concordant + tied / 2) / comparable if comparable else None,
+        "concordance_pairs": {
+            "concordant": concordant,
+            "discordant": comparable - concordant - tied,
+            "tied_risk": tied,
+            "comparable": comparable,
+        },
+        "concordance_sites": sites,
+        "per_site_concordance": {s: point["per_site_concordance"].get(s) for s in sites},
+    }
 
 
 register(CoxTask())

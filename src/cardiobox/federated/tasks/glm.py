@@ -39,6 +39,13 @@ of ``terms``); ``n``, ``sites``, ``per_site_n``, ``sites_refused``, ``sites_fail
 ``null_log_likelihood``, ``null_deviance``, ``pseudo_r_squared`` (McFadden's), ``llr`` and
 ``llr_p_value``; for ``linreg`` also ``r_squared``, ``adj_r_squared``, ``sigma``, ``rss``,
 ``f_statistic`` and ``f_p_value`` (``None`` with ``l2``).
+
+``logreg`` can also evaluate its fit (``evaluate``, or ``split_column`` to fit on the
+``'train'`` rows and evaluate on the ``'test'`` rows): one more round, in which the sites score
+their rows with the final β and release the aggregates of
+:mod:`cardiobox.federated.evaluation` — pooled AUROC, AUPRC, accuracy, Brier score,
+calibration slope and intercept with bootstrap intervals, ROC and calibration curves, and each
+large-enough site's own metrics — under the result's ``evaluation``.
 """
 
 from __future__ import annotations
@@ -53,6 +60,13 @@ from pydantic import Field, field_validator, model_validator
 from scipy import stats
 from scipy.special import expit, xlogy
 
+from cardiobox.federated.evaluation import (
+    DEFAULT_BOOTSTRAP,
+    MAX_BOOTSTRAP,
+    evaluation_release,
+    pooled_evaluation,
+)
+from cardiobox.federated.learning import check_split_column, evaluated_on_split, row_filter
 from cardiobox.federated.site_table import ColumnError, SiteTable
 from cardiobox.federated.task import (
     Next,
@@ -131,6 +145,47 @@ class GlmParams(TaskParams):
         return self
 
 
+class LogRegParams(GlmParams):
+    """Parameters of ``logreg``: those of :class:`GlmParams`, and the evaluation's.
+
+    Parameters
+    ----------
+    split_column : str, optional
+        A string column holding ``'train'`` or ``'test'`` in every row (after ``where``): fit
+        on the ``'train'`` rows and evaluate on the ``'test'`` rows.
+    evaluate : bool
+        Evaluate the fitted model (default false; implied by ``split_column``). Without a
+        split the evaluation runs on the training rows, and the result says so.
+    bins : int
+        Bins of the per-class score histograms on [0, 1] behind the pooled AUROC, AUPRC and
+        ROC curve (default 200).
+    bootstrap : int
+        Bootstrap replicates of the metrics' intervals (default 200; 0 for none). The
+        intervals are at the level 1 − ``alpha`` of the coefficients'.
+    """
+
+    split_column: str | None = Field(None, min_length=1)
+    evaluate: bool = False
+    bins: int = Field(200, ge=2, le=10_000)
+    bootstrap: int = Field(DEFAULT_BOOTSTRAP, ge=0, le=MAX_BOOTSTRAP)
+
+    @model_validator(mode="after")
+    def _split(self) -> LogRegParams:
+        if self.split_column is not None and self.split_column in (
+            self.outcome,
+            *self.covariates,
+        ):
+            raise ValueError(
+                f"the split column {self.split_column!r} cannot be the outcome or a covariate"
+            )
+        return self
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the run ends with an evaluation round."""
+        return self.evaluate or self.split_column is not None
+
+
 # -- shared by both tasks -------------------------------------------------------------------------
 def terms(params: GlmParams) -> list[str]:
     """The model's terms in order: ``(intercept)`` (when fitted) then the covariates."""
@@ -154,15 +209,15 @@ def _refuse_dp(task: str, rho: float | None) -> None:
         )
 
 
-def _design(table: SiteTable, params: GlmParams) -> tuple[Array, Array]:
-    """The site's complete cases as (X with the intercept column, y)."""
+def _design(table: SiteTable, params: GlmParams, where: str | None) -> tuple[Array, Array]:
+    """The site's complete cases passing ``where`` as (X with the intercept column, y)."""
     roles = [("outcome", params.outcome)] + [("covariate", c) for c in params.covariates]
     for role, column in roles:
         try:
             table.check([column], "number")
         except ColumnError as exc:
             raise ColumnError(f"{role} {column!r}: {exc.message}", rule=exc.rule) from None
-    data = table.numeric([params.outcome, *params.covariates], params.where)
+    data = table.numeric([params.outcome, *params.covariates], where)
     y = np.ascontiguousarray(data[:, 0])
     x = data[:, 1:]
     if params.intercept:
@@ -312,7 +367,16 @@ def _site_n(x: Array, ctx: SiteContext) -> dict[str, Any]:
 
 
 # -- logistic regression --------------------------------------------------------------------------
-class LogRegTask(Task[GlmParams]):
+def _check_binary(y: Array, params: GlmParams) -> None:
+    if not np.all((y == 0) | (y == 1)):
+        raise TaskError(
+            f"the outcome {params.outcome!r} must be 0/1 or boolean; this site's rows hold "
+            "other values",
+            rule="outcome-not-binary",
+        )
+
+
+class LogRegTask(Task[LogRegParams]):
     """Exact federated logistic regression by Newton–Raphson on summed gradients and Hessians.
 
     Each round the site releases in clear its number of complete rows (refusing when it, its
@@ -322,39 +386,50 @@ class LogRegTask(Task[GlmParams]):
     iterations do not converge (typically: the covariates separate the outcome) and
     ``singular`` when the Hessian is singular (collinear covariates). No DP noise yet: ρ > 0
     is refused (``dp-unsupported``).
+
+    With ``split_column`` the fit uses the ``'train'`` rows; with it or ``evaluate``, one more
+    round follows convergence: the hub sends the final β and the sites release the evaluation
+    of their ``'test'`` rows (their training rows without a split) —
+    :func:`~cardiobox.federated.evaluation.evaluation_release`. The result then holds
+    ``evaluation``: ``evaluated_on``, ``sites``, ``global`` (pooled AUROC, AUPRC, accuracy,
+    Brier score, calibration slope and intercept, bootstrap intervals, ROC and calibration
+    curves) and ``per_site`` (each site's metrics, or ``None`` for small sites).
     """
 
     name = "logreg"
-    params_model = GlmParams
+    params_model = LogRegParams
     uses_secure_sum = True
-    max_rounds: ClassVar[int] = MAX_ITER
+    max_rounds: ClassVar[int] = MAX_ITER + 1
 
-    def variables(self, params: GlmParams) -> set[str]:
-        """The outcome and the covariates."""
-        return {params.outcome, *params.covariates}
+    def variables(self, params: LogRegParams) -> set[str]:
+        """The outcome, the covariates and the split column."""
+        split = {params.split_column} if params.split_column else set()
+        return {params.outcome, *params.covariates, *split}
 
-    def start(self, params: GlmParams) -> dict[str, Any]:
+    def start(self, params: LogRegParams) -> dict[str, Any]:
         """β = 0 (refusing DP requests before anything is computed)."""
         _refuse_dp(self.name, params.rho)
         return {"beta": [0.0] * len(terms(params))}
 
     def site(
-        self, table: SiteTable, params: GlmParams, payload: dict[str, Any], ctx: SiteContext
+        self, table: SiteTable, params: LogRegParams, payload: dict[str, Any], ctx: SiteContext
     ) -> SiteOutput:
-        """Gradient, Hessian, log-likelihood and events at the hub's β, on complete cases."""
+        """Gradient, Hessian, log-likelihood and events at the hub's β, or the evaluation."""
         _refuse_dp(self.name, ctx.rho)
-        x, y = _design(table, params)
+        if params.split_column is not None:
+            check_split_column(table, params.split_column, params.where)
+        x, y = _design(table, params, row_filter(params.where, params.split_column, "train"))
         beta = _beta(payload, x.shape[1])
-        if not np.all((y == 0) | (y == 1)):
-            raise TaskError(
-                f"the outcome {params.outcome!r} must be 0/1 or boolean; this site's rows hold "
-                "other values",
-                rule="outcome-not-binary",
-            )
+        _check_binary(y, params)
         values = _site_n(x, ctx)
         events = int(y.sum())
         ctx.policy.check_cell(events, f"the number of events ({params.outcome} = 1)")
         ctx.policy.check_cell(len(y) - events, f"the number of non-events ({params.outcome} = 0)")
+        phase = payload.get("phase", "fit")
+        if phase == "evaluate":
+            return self._evaluate(table, params, beta, ctx)
+        if phase != "fit":
+            raise TaskError(f"unknown logreg phase {phase!r} in the payload", rule="protocol")
         eta = x @ beta
         mu = expit(eta)
         # μ(1−μ) as expit(η)·expit(−η) keeps its digits when μ is near 1, and log(1+e^η) as
@@ -373,8 +448,37 @@ class LogRegTask(Task[GlmParams]):
             f"{ctx.policy.min_cell_count}",
         )
 
-    def hub(self, params: GlmParams, result: RoundResult, state: dict[str, Any]) -> Next | Result:
-        """One Newton step, or the result once the step is below ``tol``."""
+    @staticmethod
+    def _evaluate(
+        table: SiteTable, params: LogRegParams, beta: Array, ctx: SiteContext
+    ) -> SiteOutput:
+        x, y = _design(table, params, row_filter(params.where, params.split_column, "test"))
+        _check_binary(y, params)
+        prob = expit(x @ beta)
+        values, secure = evaluation_release(
+            y, prob, ctx, params.bins, bootstrap=params.bootstrap, alpha=params.alpha
+        )
+        return SiteOutput(
+            values=values,
+            secure=secure,
+            mechanism="evaluation sums over sites (secure aggregation); the site's own metrics "
+            f"only when its rows, events and non-events reach {ctx.policy.min_cell_count}",
+        )
+
+    def hub(
+        self, params: LogRegParams, result: RoundResult, state: dict[str, Any]
+    ) -> Next | Result:
+        """One Newton step, the evaluation round, or the result."""
+        if state.get("phase") == "evaluate":
+            out: dict[str, Any] = state["result"]
+            evaluation = pooled_evaluation(result, params.bins, alpha=params.alpha)
+            out["evaluation"] = {
+                "evaluated_on": evaluated_on_split(params.split_column),
+                "sites": list(result.sites),
+                **evaluation,
+            }
+            out.update(sites_refused=dict(result.refused), sites_failed=dict(result.failed))
+            return Result(out)
         names = terms(params)
         p = len(names)
         beta = np.asarray(state.get("beta", [0.0] * p), dtype=np.float64)
@@ -413,7 +517,11 @@ class LogRegTask(Task[GlmParams]):
             and size <= STALL_STEP * max(1.0, float(np.max(np.abs(beta))))
         )
         if size < params.tol or stalled:
-            return Result(self._result(params, result, beta, solver, iteration))
+            fitted = self._result(params, result, beta, solver, iteration)
+            if not params.evaluates:
+                return Result(fitted)
+            state.update(phase="evaluate", result=fitted)
+            return Next({"phase": "evaluate", "beta": beta.tolist()})
         if iteration >= params.max_iter:
             raise TaskError(
                 f"logreg did not converge in {params.max_iter} iterations (last step "
@@ -504,7 +612,7 @@ class LinRegTask(Task[GlmParams]):
     ) -> SiteOutput:
         """Cross-products (phase ``moments``) or residual sums at β (phase ``residuals``)."""
         _refuse_dp(self.name, ctx.rho)
-        x, y = _design(table, params)
+        x, y = _design(table, params, params.where)
         values = _site_n(x, ctx)
         mechanism = (
             "sums over sites (secure aggregation); row count suppressed below "
