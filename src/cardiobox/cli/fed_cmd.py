@@ -98,17 +98,61 @@ def _print_result(task: str, report: dict[str, Any]) -> None:
     )
 
 
+def _run(
+    task: str,
+    site: list[str],
+    params: dict[str, Any],
+    policy: Path | None,
+    min_sites: int | None,
+    timeout: float,
+    superlink: str | None,
+    root_cert: Path | None,
+    as_json: bool,
+) -> Any:
+    if superlink is None:
+        from cardiobox.federated import run as fed_run
+
+        return fed_run(
+            task,
+            _sites(site),
+            params,
+            policy,
+            timeout=timeout,
+            min_sites=min_sites,
+            progress=None if as_json else (lambda _r, m: console.print(f"[dim]{escape(m)}[/]")),
+        )
+    if site or policy is not None:
+        raise InputError(
+            "with --superlink the sites are the nodes connected to the hub, each with its own "
+            "policy: give neither --site nor --policy",
+            rule="bad-option",
+        )
+    if root_cert is None:
+        raise InputError("--superlink needs --root-cert (the hub's CA certificate)", "bad-option")
+    try:
+        from cardiobox.federated.flower.submit import run_on_flower
+    except ImportError:
+        raise InputError(
+            "Flower is not installed: pip install 'cardiobox[flower]'", "missing-dependency"
+        ) from None
+    if not as_json:
+        console.print(f"[dim]submitting {escape(task)} to the hub at {escape(superlink)}[/]")
+    return run_on_flower(task, params, superlink, root_cert, min_sites=min_sites, timeout=timeout)
+
+
 @app.command()
 def run(
-    task: Annotated[str, typer.Argument(help="count, describe, crosstab, km, logreg, linreg, cox")],
+    task: Annotated[
+        str, typer.Argument(help="count, describe, crosstab, km, logreg, linreg, cox, mlp, gbt")
+    ],
     site: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--site",
             "-s",
             help="A site as NAME=PATH (a site store or a CSV/Parquet table); repeat.",
         ),
-    ],
+    ] = None,
     params: Annotated[
         str, typer.Option("--params", "-p", help="The task's parameters: JSON, or @file.json.")
     ] = "{}",
@@ -130,29 +174,33 @@ def run(
             metavar="DIR",
         ),
     ] = None,
+    superlink: Annotated[
+        str | None,
+        typer.Option(
+            "--superlink",
+            help="Run on Flower's deployment runtime: the hub's SuperLink HOST:PORT (the sites "
+            "are the nodes connected to it; give no --site).",
+        ),
+    ] = None,
+    root_cert: Annotated[
+        Path | None,
+        typer.Option("--root-cert", help="With --superlink: the CA certificate of its TLS."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run a federated task on the in-process runtime (one simulated node per site).
+    """Run a federated task over sites: simulated here, or the nodes of a Flower hub.
 
     Each site checks the request against its policy, computes on its own data and logs the
     release in its audit log; vectors are summed by secure aggregation, so the hub sees only
     sums. Example: cardiobox fed run logreg --site a=a.csv --site b=b.csv --site c=c.csv
-    --params '{"outcome": "num", "covariates": ["age", "sex"]}'
+    --params '{"outcome": "num", "covariates": ["age", "sex"]}'. With --superlink the task
+    runs on Flower's deployment runtime (cardiobox hub start / node start).
     """
     from cardiobox.federated import RunError
-    from cardiobox.federated import run as fed_run
 
     try:
-        sites = _sites(site)
-        report = fed_run(
-            task,
-            sites,
-            _params(params),
-            policy,
-            timeout=timeout,
-            min_sites=min_sites,
-            progress=None if as_json else (lambda _r, m: console.print(f"[dim]{escape(m)}[/]")),
-        )
+        report = _run(task, site or [], _params(params), policy, min_sites, timeout, superlink,
+                      root_cert, as_json)  # fmt: skip
     except RunError as exc:
         if report_dir is not None:
             _write_report(exc.report, report_dir, as_json)

@@ -9,6 +9,7 @@ few sites goes through the same ServerApp code: tests/federated/flower/test_serv
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import urllib.error
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from cardiobox.cli.main import app
 from cardiobox.federated import run
 from cardiobox.federated.flower import processes, submit
 from cardiobox.federated.flower.certs import ServerCertificates, dev_certificates, node_keypair
@@ -138,6 +141,14 @@ def test_count_on_flower_matches_in_process_and_survives_a_killed_site(
     assert report.failed == {} and report.refused == {}
     with pytest.raises(processes.FlowerProcessError, match="Failed to activate SuperNode"):
         processes.wait_connected(rogue, timeout=60)
+    # The same through the command line.
+    cli = CliRunner().invoke(
+        app,
+        ["fed", "run", "count", "--params", json.dumps(PARAMS), "--superlink",
+         federation.superlink.address, "--root-cert", str(federation.certs.ca), "--json"],
+    )  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["result"]["per_site"] == expected
 
     # 2. A site killed after the set-up round is reported failed; the two others finish.
     victim = "south"
