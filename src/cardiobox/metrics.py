@@ -404,8 +404,10 @@ def _count_earlier_greater(values: IntArray, counted: BoolArray) -> int:
     return total
 
 
-def concordance_index(time: npt.ArrayLike, event: npt.ArrayLike, risk: npt.ArrayLike) -> float:
-    """Harrell's concordance index of a risk score for right-censored survival data.
+def concordance_counts(
+    time: npt.ArrayLike, event: npt.ArrayLike, risk: npt.ArrayLike
+) -> tuple[int, int, int]:
+    """The pairs behind Harrell's concordance index: (concordant, tied in risk, comparable).
 
     Parameters
     ----------
@@ -418,16 +420,11 @@ def concordance_index(time: npt.ArrayLike, event: npt.ArrayLike, risk: npt.Array
 
     Returns
     -------
-    float
-        ``(concordant + tied_risk / 2) / comparable`` over comparable pairs: subject ``i`` had
-        the event and subject ``j`` left later, or was censored at the same time (censoring at
-        ``t`` outlives an event at ``t``); two events at the same time are not comparable.
-        Equal to ``lifelines.utils.concordance_index(time, -risk, event)``.
-
-    Raises
-    ------
-    UndefinedMetricError
-        When no pair is comparable (no event before another subject's exit).
+    tuple of int
+        Comparable pairs: subject ``i`` had the event and subject ``j`` left later, or was
+        censored at the same time (censoring at ``t`` outlives an event at ``t``); two events
+        at the same time are not comparable. Concordant: ``i`` has the higher risk; tied: the
+        same risk. Sums of these counts over strata give the stratified index.
     """
     t = _vector("time", time)
     died = _labels("event", event)
@@ -436,19 +433,15 @@ def concordance_index(time: npt.ArrayLike, event: npt.ArrayLike, risk: npt.Array
 
     # Exit groups in time order; at one time, events come before censorings so that a
     # censoring at t is compared with events at t, and events at t not with each other.
-    time_rank = np.unique(t, return_inverse=True)[1].astype(np.int64)
+    time_rank = np.unique(t, return_inverse=True)[1].astype(np.int64).ravel()
     group = 2 * time_rank + (~died).astype(np.int64)
-    risk_rank = np.unique(r, return_inverse=True)[1].astype(np.int64)
+    risk_rank = np.unique(r, return_inverse=True)[1].astype(np.int64).ravel()
 
     # Comparable pairs: for each event, every subject in a later exit group.
     sorted_group = np.sort(group)
     comparable = int(np.sum(n - np.searchsorted(sorted_group, group[died], side="right")))
     if comparable == 0:
-        raise UndefinedMetricError(
-            "concordance_index has no comparable pairs: no event happens before another "
-            "subject's time",
-            rule="no-pairs",
-        )
+        return 0, 0, 0
 
     # Concordant: an event in an earlier group with strictly higher risk. Ordering rows by
     # (group, risk) keeps same-group rows before j at risk <= risk_j, so they never count.
@@ -465,6 +458,40 @@ def concordance_index(time: npt.ArrayLike, event: npt.ArrayLike, risk: npt.Array
             - np.searchsorted(event_keys, same_risk_start, side="left")
         )
     )
+    return concordant, tied, comparable
+
+
+def concordance_index(time: npt.ArrayLike, event: npt.ArrayLike, risk: npt.ArrayLike) -> float:
+    """Harrell's concordance index of a risk score for right-censored survival data.
+
+    Parameters
+    ----------
+    time : array_like of shape (n,)
+        Follow-up time (event or censoring).
+    event : array_like of shape (n,)
+        1 (or True) when the event was observed at ``time``, 0 when censored.
+    risk : array_like of shape (n,)
+        Predicted risk; higher means shorter expected survival.
+
+    Returns
+    -------
+    float
+        ``(concordant + tied_risk / 2) / comparable`` over the pairs of
+        :func:`concordance_counts`. Equal to
+        ``lifelines.utils.concordance_index(time, -risk, event)``.
+
+    Raises
+    ------
+    UndefinedMetricError
+        When no pair is comparable (no event before another subject's exit).
+    """
+    concordant, tied, comparable = concordance_counts(time, event, risk)
+    if comparable == 0:
+        raise UndefinedMetricError(
+            "concordance_index has no comparable pairs: no event happens before another "
+            "subject's time",
+            rule="no-pairs",
+        )
     return (concordant + tied / 2) / comparable
 
 

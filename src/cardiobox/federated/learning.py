@@ -3,7 +3,8 @@
 A learning task trains a binary classifier across sites and evaluates it without moving rows:
 
 - **Rows.** Each site reads the complete cases of the outcome (0/1 or boolean) and the
-  covariates (numbers or booleans) that pass the request's ``where``. With ``split_column`` —
+  covariates (numbers or booleans) that pass the request's ``where`` (or, for a model that
+  handles missing covariates, every row with an outcome). With ``split_column`` —
   a string column holding ``'train'`` or ``'test'`` in every row — the model is trained on the
   ``'train'`` rows and evaluated on the ``'test'`` rows; without it, both use every row and
   the result says the model was evaluated on its training rows.
@@ -23,24 +24,52 @@ from __future__ import annotations
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
+from cardiobox.federated.evaluation import DEFAULT_BOOTSTRAP, MAX_BOOTSTRAP
 from cardiobox.federated.evaluation import THRESHOLD as THRESHOLD
 from cardiobox.federated.evaluation import evaluation_release as evaluation_release
 from cardiobox.federated.evaluation import histogram_edges as histogram_edges
 from cardiobox.federated.evaluation import pooled_evaluation as pooled_evaluation
 from cardiobox.federated.site_table import ColumnError, SiteTable
-from cardiobox.federated.task import SiteContext, TaskError, TaskParams
+from cardiobox.federated.task import Covariates, SiteContext, TaskError, TaskParams
+from cardiobox.federated.task import payload_vector as payload_vector
 
 Array = npt.NDArray[np.float64]
 Part = Literal["train", "test"]
 
 #: The values a split column may hold.
 SPLIT_VALUES: tuple[str, str] = ("train", "test")
+
+
+def check_outcome_role(outcome: str, covariates: list[str]) -> None:
+    """Refuse an outcome that is also listed as a covariate.
+
+    Raises
+    ------
+    ValueError
+        Naming the outcome.
+    """
+    if outcome in covariates:
+        raise ValueError(f"the outcome {outcome!r} cannot also be a covariate")
+
+
+def _check_split_role(value: str | None, info: ValidationInfo) -> str | None:
+    """The split column is neither the outcome nor a covariate (fields declared before it)."""
+    if value is not None and (
+        value == info.data.get("outcome") or value in info.data.get("covariates", ())
+    ):
+        raise ValueError(f"the split column {value!r} cannot be the outcome or a covariate")
+    return value
+
+
+#: The ``split_column`` parameter: a non-empty name, neither the outcome nor a covariate (a
+#: model using it declares ``outcome`` and ``covariates`` before it).
+SplitColumn = Annotated[str | None, Field(min_length=1), AfterValidator(_check_split_role)]
 
 
 class LearningParams(TaskParams):
@@ -60,38 +89,22 @@ class LearningParams(TaskParams):
         Seed of everything random that is not privacy noise (model initialisation, local
         shuffles), so that runs without noise are reproducible (default 0).
     bins : int
-        Bins of the per-class score histograms on [0, 1] behind the pooled AUROC (default 200).
+        Bins of the per-class score histograms on [0, 1] behind the pooled AUROC, AUPRC and
+        ROC curve (default 200).
+    bootstrap : int
+        Bootstrap replicates of the evaluation's intervals (default 200; 0 for none).
     """
 
     outcome: str = Field(min_length=1)
-    covariates: list[str]
-    split_column: str | None = Field(None, min_length=1)
+    covariates: Covariates
+    split_column: SplitColumn = None
     seed: int = Field(0, ge=0, lt=2**63)
     bins: int = Field(200, ge=2, le=10_000)
-
-    @field_validator("covariates")
-    @classmethod
-    def _covariates(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one covariate is needed")
-        if any(not c for c in value):
-            raise ValueError("covariate names cannot be empty")
-        repeated = sorted({c for c in value if value.count(c) > 1})
-        if repeated:
-            raise ValueError(f"covariates must be unique; repeated: {', '.join(repeated)}")
-        return value
+    bootstrap: int = Field(DEFAULT_BOOTSTRAP, ge=0, le=MAX_BOOTSTRAP)
 
     @model_validator(mode="after")
     def _roles(self) -> LearningParams:
-        if self.outcome in self.covariates:
-            raise ValueError(f"the outcome {self.outcome!r} cannot also be a covariate")
-        if self.split_column is not None and self.split_column in (
-            self.outcome,
-            *self.covariates,
-        ):
-            raise ValueError(
-                f"the split column {self.split_column!r} cannot be the outcome or a covariate"
-            )
+        check_outcome_role(self.outcome, self.covariates)
         return self
 
 
@@ -133,21 +146,15 @@ def row_filter(where: str | None, split_column: str | None, part: Part) -> str |
 
 
 def check_split(table: SiteTable, params: LearningParams) -> None:
-    """Check that the split column is a string column with ``'train'`` or ``'test'`` everywhere.
-
-    Raises
-    ------
-    ColumnError
-        When the column is missing or not a string column.
-    TaskError
-        With rule ``bad-split`` when rows passing ``where`` hold another value (or none).
-    """
+    """:func:`check_split_column` on the request's split column, when it has one."""
     if params.split_column is not None:
         check_split_column(table, params.split_column, params.where)
 
 
 def check_split_column(table: SiteTable, column: str, where: str | None) -> None:
-    """:func:`check_split` for any task: ``column`` holds a part in every row passing ``where``.
+    """Check that ``column`` is a string column with a part of the split in every row.
+
+    A part is ``'train'`` or ``'test'``; the rows are those passing ``where``.
 
     Raises
     ------
@@ -166,14 +173,47 @@ def check_split_column(table: SiteTable, column: str, where: str | None) -> None
     other = int(np.sum((values != SPLIT_VALUES[0]) & (values != SPLIT_VALUES[1])))
     if other:
         raise TaskError(
-            f"split_column {column!r} must hold {' or '.join(repr(v) for v in SPLIT_VALUES)} "
+            f"split_column {column!r} must be {' or '.join(repr(v) for v in SPLIT_VALUES)} "
             f"in every row; {other} row(s) at this site hold another value or none",
             rule="bad-split",
         )
 
 
-def binary_rows(table: SiteTable, params: LearningParams, part: Part) -> tuple[Array, Array]:
-    """The complete cases of one part as (covariate matrix, 0/1 outcome vector).
+def check_number_columns(table: SiteTable, outcome: str, covariates: list[str]) -> None:
+    """Check that the outcome and the covariates are number (or boolean) columns.
+
+    Raises
+    ------
+    ColumnError
+        Naming the role (``outcome`` or ``covariate``) and the column.
+    """
+    roles = [("outcome", outcome)] + [("covariate", c) for c in covariates]
+    for role, column in roles:
+        try:
+            table.check([column], "number")
+        except ColumnError as exc:
+            raise ColumnError(f"{role} {column!r}: {exc.message}", rule=exc.rule) from None
+
+
+def check_binary_outcome(y: Array, outcome: str) -> None:
+    """Refuse an outcome holding a value other than 0 and 1.
+
+    Raises
+    ------
+    TaskError
+        With rule ``outcome-not-binary``, naming the outcome column.
+    """
+    if not np.all((y == 0) | (y == 1)):
+        raise TaskError(
+            f"the outcome {outcome!r} must be 0/1 or boolean; this site's rows hold other values",
+            rule="outcome-not-binary",
+        )
+
+
+def binary_rows(
+    table: SiteTable, params: LearningParams, part: Part, complete: bool = True
+) -> tuple[Array, Array]:
+    """The rows of one part as (covariate matrix, 0/1 outcome vector).
 
     Parameters
     ----------
@@ -183,6 +223,9 @@ def binary_rows(table: SiteTable, params: LearningParams, part: Part) -> tuple[A
         Outcome, covariates, ``where`` and split column.
     part : {"train", "test"}
         Which rows; without a split column both parts are every row.
+    complete : bool
+        Complete cases only (default); when false, every row with an outcome, covariates
+        missing as NaN.
 
     Raises
     ------
@@ -191,33 +234,29 @@ def binary_rows(table: SiteTable, params: LearningParams, part: Part) -> tuple[A
     TaskError
         With rule ``outcome-not-binary`` when the outcome holds a value other than 0 and 1.
     """
-    roles = [("outcome", params.outcome)] + [("covariate", c) for c in params.covariates]
-    for role, column in roles:
-        try:
-            table.check([column], "number")
-        except ColumnError as exc:
-            raise ColumnError(f"{role} {column!r}: {exc.message}", rule=exc.rule) from None
+    check_number_columns(table, params.outcome, params.covariates)
     data = table.numeric(
-        [params.outcome, *params.covariates], row_filter(params.where, params.split_column, part)
+        [params.outcome, *params.covariates],
+        row_filter(params.where, params.split_column, part),
+        complete,
     )
+    if not complete:
+        data = data[~np.isnan(data[:, 0])]
     y = np.ascontiguousarray(data[:, 0])
-    if not np.all((y == 0) | (y == 1)):
-        raise TaskError(
-            f"the outcome {params.outcome!r} must be 0/1 or boolean; this site's rows hold "
-            "other values",
-            rule="outcome-not-binary",
-        )
+    check_binary_outcome(y, params.outcome)
     return np.ascontiguousarray(data[:, 1:]), y
 
 
 #: Row sets a site keeps per table (one per request shape and part), oldest dropped first.
 _CACHE_SIZE = 8
-_cache: weakref.WeakKeyDictionary[SiteTable, dict[tuple[str, str], tuple[Array, Array]]]
+_cache: weakref.WeakKeyDictionary[SiteTable, dict[tuple[str, str, bool], tuple[Array, Array]]]
 _cache = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 
-def site_rows(table: SiteTable, params: LearningParams, part: Part) -> tuple[Array, Array]:
+def site_rows(
+    table: SiteTable, params: LearningParams, part: Part, complete: bool = True
+) -> tuple[Array, Array]:
     """:func:`check_split` then :func:`binary_rows`, cached per table and request shape.
 
     A learning task asks for the same rows in every round; reading them once per run (not
@@ -226,13 +265,14 @@ def site_rows(table: SiteTable, params: LearningParams, part: Part) -> tuple[Arr
     key = (
         params.model_dump_json(include={"outcome", "covariates", "where", "split_column"}),
         part,
+        complete,
     )
     with _cache_lock:
         hit = _cache.get(table, {}).get(key)
     if hit is not None:
         return hit
     check_split(table, params)
-    x, y = binary_rows(table, params, part)
+    x, y = binary_rows(table, params, part, complete)
     x.flags.writeable = False
     y.flags.writeable = False
     with _cache_lock:
@@ -252,29 +292,6 @@ def check_training_cells(y: Array, ctx: SiteContext, outcome: str) -> None:
     ctx.policy.check_cell(len(y), "the number of complete training rows")
     ctx.policy.check_cell(events, f"the number of training events ({outcome} = 1)")
     ctx.policy.check_cell(len(y) - events, f"the number of training non-events ({outcome} = 0)")
-
-
-def payload_vector(payload: dict[str, Any], key: str, size: int) -> Array:
-    """A list of ``size`` finite numbers from the hub's payload, checked.
-
-    A site never trusts the shape of a request.
-
-    Raises
-    ------
-    TaskError
-        With rule ``protocol`` when the entry is missing, of another length or not finite.
-    """
-    raw = payload.get(key)
-    if (
-        not isinstance(raw, list)
-        or len(raw) != size
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
-    ):
-        raise TaskError(f"the payload's {key} must be a list of {size} numbers", rule="protocol")
-    vector = np.asarray(raw, dtype=np.float64)
-    if not np.all(np.isfinite(vector)):
-        raise TaskError(f"the payload's {key} holds a value that is not finite", rule="protocol")
-    return vector
 
 
 # -- standardisation ------------------------------------------------------------------------------

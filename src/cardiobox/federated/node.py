@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from cardiobox.errors import CardioboxError, InputError, Location
+from cardiobox import tableio
+from cardiobox.errors import CardioboxError
 from cardiobox.federated import wire
 from cardiobox.federated.site_table import SiteTable
 from cardiobox.federated.task import SiteContext, SiteOutput, Task, TaskError, get_task
@@ -28,7 +29,6 @@ from cardiobox.privacy.audit import AuditLog
 from cardiobox.privacy.policy import PolicyRefusal, SitePolicy
 
 STORE_SUFFIXES = (".duckdb", ".db")
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 
 def state_path_for(source: Path) -> Path:
@@ -46,32 +46,7 @@ def read_table(source: Path) -> SiteTable:
     InputError
         For a missing file or an unsupported format.
     """
-    import duckdb
-
-    if not source.exists():
-        raise InputError("no such file", rule="missing-input", location=Location(file=str(source)))
-    suffix = source.suffix.lower()
-    con = duckdb.connect()
-    try:
-        path = str(source).replace("'", "''")
-        if suffix in (".parquet", ".pq"):
-            rel = con.sql(f"SELECT * FROM read_parquet('{path}')")
-        elif suffix in (".csv", ".tsv"):
-            rel = con.sql(f"SELECT * FROM read_csv('{path}', header = true)")
-        else:
-            raise InputError(
-                f"unsupported table format {suffix!r} (use {', '.join(TABLE_SUFFIXES)}, or a "
-                "site store)",
-                rule="unsupported-format",
-                location=Location(file=str(source)),
-            )
-        return SiteTable(rel.to_arrow_table(), source=source.name)
-    except duckdb.Error as exc:
-        raise InputError(
-            f"cannot read the table: {exc}", rule="unreadable", location=Location(file=str(source))
-        ) from exc
-    finally:
-        con.close()
+    return SiteTable(tableio.read_table(source), source=source.name)
 
 
 @dataclass

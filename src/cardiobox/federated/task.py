@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+import numpy.typing as npt
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from cardiobox.errors import CardioboxError
 from cardiobox.federated.site_table import SiteTable
@@ -54,6 +55,67 @@ class TaskParams(BaseModel):
 
 
 P = TypeVar("P", bound=TaskParams)
+
+
+def check_covariates(value: list[str]) -> list[str]:
+    """Check a list of covariate names: at least one, none empty, no repeats.
+
+    Raises
+    ------
+    ValueError
+        Naming the rule broken (and the repeated names).
+    """
+    if not value:
+        raise ValueError("at least one covariate is needed")
+    if any(not c for c in value):
+        raise ValueError("covariate names cannot be empty")
+    repeated = sorted({c for c in value if value.count(c) > 1})
+    if repeated:
+        raise ValueError(f"covariates must be unique; repeated: {', '.join(repeated)}")
+    return value
+
+
+#: The ``covariates`` parameter of a model: column names checked by :func:`check_covariates`.
+Covariates = Annotated[list[str], AfterValidator(check_covariates)]
+
+
+def refuse_dp(task: str, rho: float | None) -> None:
+    """Refuse a request (or a site policy) asking ``task`` for noise it cannot add yet.
+
+    Raises
+    ------
+    TaskError
+        With rule ``dp-unsupported`` when ``rho`` is above 0.
+    """
+    if rho is not None and rho > 0:
+        raise TaskError(
+            f"{task} does not add differential-privacy noise yet: ask with rho=0 (sites whose "
+            "policy sets a default_rho above 0 refuse it)",
+            rule="dp-unsupported",
+        )
+
+
+def payload_vector(payload: dict[str, Any], key: str, size: int) -> npt.NDArray[np.float64]:
+    """A list of ``size`` finite numbers from the hub's payload, checked.
+
+    A site never trusts the shape of a request.
+
+    Raises
+    ------
+    TaskError
+        With rule ``protocol`` when the entry is missing, of another length or not finite.
+    """
+    raw = payload.get(key)
+    if (
+        not isinstance(raw, list)
+        or len(raw) != size
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
+    ):
+        raise TaskError(f"the payload's {key} must be a list of {size} numbers", rule="protocol")
+    vector = np.asarray(raw, dtype=np.float64)
+    if not np.all(np.isfinite(vector)):
+        raise TaskError(f"the payload's {key} holds a value that is not finite", rule="protocol")
+    return vector
 
 
 @dataclass

@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 import cardiobox.federated.tasks.gbt as gbt
 from cardiobox.federated import RunError, TaskError, make_nodes, run
+from cardiobox.federated.evaluation import GLOBAL_KEYS
 from cardiobox.federated.hub import Hub
 from cardiobox.federated.inprocess import InProcessTransport
 from cardiobox.metrics import classification_report
@@ -145,10 +146,28 @@ def test_quality_and_metrics_on_four_hospitals(
     for h in ("cleveland", "hungarian", "va"):
         df = frames[h][frames[h]["split"] == "test"]
         ref = classification_report(df["disease"], gbt.predict_proba(res, df[X].to_numpy(float)))
-        assert res["per_site"][h] == pytest.approx(ref, abs=1e-9)
+        own = res["per_site"][h]
+        assert {k: own[k] for k in ref} == pytest.approx(ref, abs=1e-9)
+        assert set(own["ci"]) == {"auroc", "auprc", "accuracy", "brier"}  # bootstrap intervals
     losses = [h["train_logloss"] for h in res["history"]]
     assert [h["trees"] for h in res["history"]] == list(range(51))
     assert all(b < a for a, b in itertools.pairwise(losses))  # boosting descends
+
+
+def test_evaluation_is_the_shared_one_with_its_bootstrap(
+    fitted: Any, frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    glob = fitted.result["global"]
+    assert tuple(glob) == GLOBAL_KEYS
+    assert set(glob["ci"]) == {"auroc", "auprc", "accuracy", "brier"}
+    lower, upper = glob["ci"]["auroc"]
+    assert lower <= glob["auroc"] <= upper
+    assert glob["roc"][0] == {"fpr": 0.0, "tpr": 0.0, "threshold": None}
+    assert glob["calibration_curve"] and glob["calibration_slope"] is not None
+    params = {**BASE, "n_trees": 2, "max_depth": 2, "bootstrap": 0}
+    res = run("gbt", write_sites(frames, tmp_path), params, policy=POLICY).result
+    assert res["global"]["ci"] == {} and res["global"]["auroc"] is not None
+    assert all(m is None or m["ci"] == {} for m in res["per_site"].values())
 
 
 def test_node_counts_are_the_rows_reaching_them(
@@ -251,6 +270,7 @@ def test_small_site_refuses_and_a_site_down_is_dropped(
         ({"split_column": "age"}, "split_column"),
         ({"learning_rate": 0}, "learning_rate"),
         ({"colsample": 0.5}, "colsample"),
+        ({"bootstrap": -1}, "bootstrap"),
     ],
 )
 def test_bad_params_are_refused_at_the_hub(change: dict[str, Any], message: str) -> None:

@@ -252,6 +252,13 @@ def test_runs_are_deterministic(frames, tmp_path: Path) -> None:
     assert first["model"]["weights"] != other["model"]["weights"]
 
 
+def test_bootstrap_zero_gives_no_intervals(frames, tmp_path: Path) -> None:
+    params = {**BASE, "rounds": 1, "bootstrap": 0}
+    res = run("mlp", write_sites(frames, tmp_path), params, policy=POLICY).result
+    assert res["global"]["ci"] == {} and res["global"]["auroc"] is not None
+    assert all(m is None or m["ci"] == {} for m in res["per_site"].values())
+
+
 # -- privacy --------------------------------------------------------------------------------------
 def test_dp_sgd_charges_what_it_declares_and_still_learns(frames, tmp_path: Path) -> None:
     sigma, batch, rounds = 0.5, 64, 10
@@ -369,6 +376,7 @@ def test_site_down_mid_run_continues(frames, tmp_path: Path) -> None:
         ({"dp_sgd": {"clip": 0, "noise_multiplier": 1}, "rho": 1}, "dp_sgd.clip"),
         ({"rho": 0.5}, "needs dp_sgd or client_dp"),
         ({"epochs": 3}, "epochs"),
+        ({"bootstrap": 1001}, "bootstrap"),
     ],
 )
 def test_bad_params_rejected_at_the_hub(frames, tmp_path: Path, change, needle: str) -> None:

@@ -41,11 +41,11 @@ from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from cardiobox import metrics
 from cardiobox.federated.site_table import SiteTable
 from cardiobox.federated.task import (
+    Covariates,
     Next,
     Result,
     RoundResult,
@@ -54,8 +54,10 @@ from cardiobox.federated.task import (
     Task,
     TaskError,
     TaskParams,
+    payload_vector,
     register,
 )
+from cardiobox.metrics import concordance_counts
 
 #: Times a Newton step may be halved before the fit gives up.
 MAX_HALVINGS = 30
@@ -95,21 +97,14 @@ class CoxParams(TaskParams):
 
     duration: str
     event: str
-    covariates: list[str] = Field(min_length=1)
+    # min_length first: an empty list gets pydantic's own message, as cox always gave.
+    covariates: Covariates = Field(min_length=1)
     ties: Literal["efron", "breslow"] = "efron"
     max_iter: int = Field(50, ge=1, le=200)
     tol: float = Field(1e-9, gt=0, lt=1)
     alpha: float = Field(0.05, gt=0, lt=1)
     l2: float = Field(0.0, ge=0, allow_inf_nan=False)
     concordance: bool = True
-
-    @field_validator("covariates")
-    @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
-        repeated = sorted({c for c in v if v.count(c) > 1})
-        if repeated:
-            raise ValueError(f"covariates must be unique; repeated: {', '.join(repeated)}")
-        return v
 
     @model_validator(mode="after")
     def _distinct_roles(self) -> CoxParams:
@@ -204,61 +199,6 @@ def partial_likelihood(
     return loglik, grad, (hess + hess.T) / 2
 
 
-def concordance_counts(
-    time: np.ndarray, event: np.ndarray, risk: np.ndarray
-) -> tuple[int, int, int]:
-    """Pairs of Harrell's C in one stratum: (concordant, tied in risk, comparable).
-
-    A pair is comparable when subject ``i`` had the event and ``j`` left later, or was
-    censored at the same time; two events at the same time are not comparable. It is
-    concordant when ``i`` has the higher risk, tied when the risks are equal. Vectorised as
-    :func:`cardiobox.metrics.concordance_index` (O(n log² n)), whose C is
-    ``(concordant + tied / 2) / comparable``; sums of these counts over strata give the
-    stratified C.
-
-    Parameters
-    ----------
-    time : numpy.ndarray
-        Durations, shape ``(n,)``.
-    event : numpy.ndarray
-        1 for an event, 0 for censoring.
-    risk : numpy.ndarray
-        Predicted risk (higher: shorter survival), e.g. the linear predictor x·β.
-    """
-    died = np.asarray(event) > 0.5
-    n = len(died)
-    if n < 2 or not died.any():
-        return 0, 0, 0
-    # Exit groups in time order; at one time events come before censorings.
-    time_rank = np.unique(time, return_inverse=True)[1].astype(np.int64).ravel()
-    group = 2 * time_rank + (~died).astype(np.int64)
-    risk_rank = np.unique(risk, return_inverse=True)[1].astype(np.int64).ravel()
-    sorted_group = np.sort(group)
-    comparable = int(np.sum(n - np.searchsorted(sorted_group, group[died], side="right")))
-    order = np.lexsort((risk_rank, group))
-    concordant = metrics._count_earlier_greater(risk_rank[order], died[order])
-    n_groups = int(group.max()) + 1
-    event_keys = np.sort(risk_rank[died] * n_groups + group[died])
-    same_risk = risk_rank * n_groups
-    tied = int(
-        np.sum(
-            np.searchsorted(event_keys, same_risk + group, side="left")
-            - np.searchsorted(event_keys, same_risk, side="left")
-        )
-    )
-    return concordant, tied, comparable
-
-
-def _beta(payload: dict[str, Any], p: int) -> np.ndarray:
-    raw = payload.get("beta")
-    if not isinstance(raw, list) or len(raw) != p:
-        raise TaskError(f"cox: the payload must carry beta, a list of {p} numbers", "protocol")
-    beta = np.asarray(raw, dtype=np.float64)
-    if not np.all(np.isfinite(beta)):
-        raise TaskError("cox: the payload's beta holds a non-finite number", "protocol")
-    return beta
-
-
 def _check_columns(time: np.ndarray, event: np.ndarray, params: CoxParams) -> None:
     if not np.all((event == 0) | (event == 1)):
         bad = np.unique(event[(event != 0) & (event != 1)])[:5]
@@ -327,7 +267,7 @@ class CoxTask(Task[CoxParams]):
                 "not support yet",
                 rule="dp-unsupported",
             )
-        beta = _beta(payload, len(params.covariates))
+        beta = payload_vector(payload, "beta", len(params.covariates))
         data = table.numeric([params.duration, params.event, *params.covariates], params.where)
         time, event, x = data[:, 0], data[:, 1], data[:, 2:]
         _check_columns(time, event, params)

@@ -19,15 +19,16 @@ one row changes one cell by one); levels must then be given, since listing the l
 at a site is not differentially private.
 
 The level helpers here (:func:`level_key`, :func:`read_level_codes`, :func:`frequent_levels`,
-:func:`sort_levels`, :func:`grid_codes`) and :func:`suppression_mask` serve the other tasks
-that group rows by a categorical column (``km``) or show counts (``describe``).
+:func:`sort_levels`, :func:`grid_codes`, :func:`levels_release`), the releases of noisy counts
+(:func:`noisy_counts_release`, :func:`count_noise_sd`) and :func:`suppression_mask` serve the
+other tasks that group rows by a categorical column (``km``) or show counts (``describe``).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -243,6 +244,95 @@ def declared_min_cell(values: dict[str, dict[str, Any]]) -> int:
     return max([int(m) for m in declared if isinstance(m, int | float)], default=1)
 
 
+def running_min_cell(values: dict[str, dict[str, Any]], state: dict[str, Any]) -> int:
+    """The largest ``min_cell_count`` declared in this round or an earlier one of the run.
+
+    Kept in the hub's ``state["min_cell"]``, so a site that drops out cannot lower it.
+    """
+    state["min_cell"] = max(declared_min_cell(values), int(state.get("min_cell", 1)))
+    return int(state["min_cell"])
+
+
+def levels_release(
+    read: Mapping[str, tuple[list[str], npt.NDArray[np.int64]]], ctx: SiteContext, what: str
+) -> SiteOutput:
+    """A site's levels held by at least its ``min_cell_count`` rows, in clear (round 1).
+
+    Parameters
+    ----------
+    read : mapping of str to (levels, codes)
+        The columns whose levels the hub asks for, as :func:`read_level_codes` gives them.
+    ctx : SiteContext
+        The site's policy and ρ.
+    what : str
+        The levels the request must give instead when it asks for noise (for the error).
+
+    Raises
+    ------
+    TaskError
+        With rule ``dp-unsupported`` when ``ctx.rho`` > 0: listing the levels present at a
+        site is not differentially private.
+    """
+    if ctx.rho > 0:
+        raise TaskError(
+            f"with rho > 0 the request must give {what} (params levels): the levels present at "
+            "a site are not released with differential privacy",
+            rule="dp-unsupported",
+        )
+    min_count = ctx.policy.min_cell_count
+    return SiteOutput(
+        values={
+            "levels": {c: frequent_levels(*codes, min_count) for c, codes in read.items()},
+            "min_cell_count": min_count,
+        },
+        mechanism=f"levels held by at least {min_count} rows",
+    )
+
+
+# --- noisy counts ---------------------------------------------------------------------------
+
+
+def noisy_counts_release(
+    name: str, counts: npt.NDArray[np.float64], ctx: SiteContext, mechanism: str
+) -> SiteOutput:
+    """Counts to be summed over the sites, with Gaussian noise when ``ctx.rho`` > 0.
+
+    Every row must land in exactly one count, so that adding or removing a row changes the
+    vector by one in one place (L2 sensitivity 1).
+
+    Parameters
+    ----------
+    name : str
+        The name of the summed vector.
+    counts : numpy.ndarray
+        The site's exact counts.
+    ctx : SiteContext
+        The site's policy, ρ and generator.
+    mechanism : str
+        How the counts are protected without noise, for the audit log.
+    """
+    if ctx.rho > 0:
+        counts = add_gaussian_noise(counts, 1.0, ctx.rho, ctx.rng)
+        mechanism = f"Gaussian noise (rho={ctx.rho:g}, sensitivity 1); " + mechanism
+    return SiteOutput(
+        values={"min_cell_count": ctx.policy.min_cell_count, "rho": ctx.rho},
+        secure={name: counts},
+        rho=ctx.rho,
+        mechanism=mechanism,
+    )
+
+
+def count_noise_sd(values: dict[str, dict[str, Any]]) -> float | None:
+    """Standard deviation of the noise in summed :func:`noisy_counts_release` counts.
+
+    From the ρ each site declared; ``None`` when no site added noise.
+    """
+    rhos = [float(v.get("rho", 0.0) or 0.0) for v in values.values()]
+    if not any(r > 0 for r in rhos):
+        return None
+    return math.sqrt(sum(gaussian_sigma(1.0, r) ** 2 for r in rhos if r > 0))
+
+
 # --- suppression ----------------------------------------------------------------------------
 
 
@@ -415,19 +505,12 @@ class CrosstabTask(Task[CrosstabParams]):
             index = index * (len(grids[c]) + 2) + grid_codes(levels, codes, grids[c])
         size = math.prod(len(grids[c]) + 2 for c in params.columns())
         counts = np.bincount(index, minlength=size).astype(np.float64)
-        mechanism = "secure sum of cell counts; pooled cells suppressed at the hub"
-        if ctx.rho > 0:
-            counts = add_gaussian_noise(counts, 1.0, ctx.rho, ctx.rng)
-            mechanism = f"Gaussian noise (rho={ctx.rho:g}, sensitivity 1); " + mechanism
-        return SiteOutput(
-            values={"min_cell_count": ctx.policy.min_cell_count, "rho": ctx.rho},
-            secure={"counts": counts},
-            rho=ctx.rho,
-            mechanism=mechanism,
+        return noisy_counts_release(
+            "counts", counts, ctx, "secure sum of cell counts; pooled cells suppressed at the hub"
         )
 
+    @staticmethod
     def _site_levels(
-        self,
         read: dict[str, tuple[list[str], npt.NDArray[np.int64]]],
         params: CrosstabParams,
         payload: dict[str, Any],
@@ -436,25 +519,14 @@ class CrosstabTask(Task[CrosstabParams]):
         discover = payload.get("discover")
         if not isinstance(discover, list) or not set(discover) <= set(params.columns()):
             raise TaskError("the payload asks for levels of unknown columns", rule="protocol")
-        if ctx.rho > 0:
-            raise TaskError(
-                f"with rho > 0 the request must give levels for {', '.join(map(repr, discover))} "
-                "(params levels): the levels present at a site are not released with "
-                "differential privacy",
-                rule="dp-unsupported",
-            )
-        listed = {c: frequent_levels(*read[c], ctx.policy.min_cell_count) for c in discover}
-        return SiteOutput(
-            values={"levels": listed, "min_cell_count": ctx.policy.min_cell_count},
-            mechanism=f"levels held by at least {ctx.policy.min_cell_count} rows",
-        )
+        asked = {c: read[c] for c in discover}
+        return levels_release(asked, ctx, f"levels for {', '.join(map(repr, discover))}")
 
     def hub(
         self, params: CrosstabParams, result: RoundResult, state: dict[str, Any]
     ) -> Next | Result:
         """Union the levels (round 1), or build the table, suppress and test (last round)."""
-        min_cell = max(declared_min_cell(result.values), state.get("min_cell", 1))
-        state["min_cell"] = min_cell
+        min_cell = running_min_cell(result.values, state)
         given = params.given_levels()
         unknown = [c for c in params.columns() if c not in given]
         if unknown and "levels" not in state:
@@ -473,8 +545,8 @@ class CrosstabTask(Task[CrosstabParams]):
         labels = [[*grids[c], MISSING, OTHER] for c in params.columns()]
         shape = (len(labels[0]), len(labels[1]) if len(labels) > 1 else 1)
         counts = result.sums["counts"].reshape(shape)
-        rhos = [float(v.get("rho", 0.0) or 0.0) for v in result.values.values()]
-        noisy = any(r > 0 for r in rhos)
+        noise_sd = count_noise_sd(result.values)
+        noisy = noise_sd is not None
         if noisy:
             counts = np.maximum(np.rint(counts), 0.0)
         # The table with its margins: the last row holds column totals, the last column row
@@ -507,9 +579,7 @@ class CrosstabTask(Task[CrosstabParams]):
             "chi2": self._chi2(counts, params.correction) if params.column else None,
             "suppressed_below": min_cell,
             "noisy": noisy,
-            "noise_sd": math.sqrt(sum(gaussian_sigma(1.0, r) ** 2 for r in rhos if r > 0))
-            if noisy
-            else None,
+            "noise_sd": noise_sd,
             "sites": result.sites,
             "sites_refused": result.refused,
             "sites_failed": result.failed,

@@ -28,12 +28,14 @@ Rounds
    the current tree with its open nodes); each site computes its margins, routes its rows to
    the open nodes and returns the summed G, H and count histograms. Children made at the last
    level are leaves at once (from the same sums), so a tree takes at most ``max_depth`` rounds.
-4. ``evaluate``: summed n, correct predictions (p ≥ 0.5), Brier sum and per-class histograms
-   of the margin on public edges (4000 bins on [−20, 20]) → pooled accuracy, Brier and AUROC
-   (:func:`~cardiobox.metrics.auroc_from_histograms`; scores within one bin of width 0.01
-   count as ties). Each site also reports :func:`~cardiobox.metrics.classification_report` in
-   clear on its evaluation rows — only when they, their events and non-events all reach its
-   ``min_cell_count`` (else ``None``).
+4. ``evaluate``: each site scores its evaluation rows with the final model and releases the
+   aggregates of :func:`~cardiobox.federated.evaluation.evaluation_release` (and, summed, the
+   training loss of the final model): the hub's
+   :func:`~cardiobox.federated.evaluation.pooled_evaluation` gives the pooled AUROC, AUPRC,
+   accuracy, Brier score, calibration slope and intercept with bootstrap intervals, ROC and
+   calibration curves, and each site's own metrics in clear — only when its evaluation rows,
+   events and non-events all reach its ``min_cell_count`` (else ``None``); the same
+   evaluation as ``mlp``'s.
 
 So a run takes 1 (or 2) + ``n_trees`` · ``max_depth`` + 1 rounds at most: 152 with the
 defaults and public bounds. A site's policy also caps the rounds it answers (``max_rounds``,
@@ -53,22 +55,39 @@ is kept small: at most 1000 trees of depth ≤ 6 (a site refuses requests beyond
 ``max_message_bytes``, 8 MB by default: some 100 000 nodes). No differential privacy yet: ρ > 0 is
 refused (``dp-unsupported``). ``seed`` is recorded but unused: there is no row or column
 subsampling, so equal inputs give equal trees.
+
+The result: ``outcome``, ``covariates``, the model (``n_trees``, ``max_depth``,
+``learning_rate``, ``n_bins``, ``seed``, ``base_score``, ``cut_points`` keyed by covariate,
+``trees``; see :func:`predict_proba`), ``n_train``, ``min_cell_count`` (the largest the sites
+declared), ``history`` (the pooled training log-loss after each number of trees), ``global``
+(pooled ``n``, ``accuracy``, ``auroc``, ``auprc``, ``brier``, ``calibration_slope``,
+``calibration_intercept``, ``ci`` — ``{metric: [lower, upper] or None}``, empty with
+``bootstrap`` 0 — ``roc`` and ``calibration_curve``; every figure ``None`` and no interval or
+curve when the pooled evaluation rows are fewer than that ``min_cell_count``), ``per_site``
+(each site's own metrics with their ``ci``, or ``None``), ``evaluated_on``, ``sites``,
+``sites_refused`` and ``sites_failed``.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from scipy.special import expit
 
+from cardiobox.federated.evaluation import evaluation_release, pooled_evaluation
+from cardiobox.federated.learning import (
+    LearningParams,
+    Part,
+    evaluated_on,
+    learning_variables,
+    site_rows,
+)
 from cardiobox.federated.site_table import ColumnError, SiteTable
 from cardiobox.federated.task import (
     Next,
@@ -78,11 +97,10 @@ from cardiobox.federated.task import (
     SiteOutput,
     Task,
     TaskError,
-    TaskParams,
+    refuse_dp,
     register,
 )
-from cardiobox.federated.tasks.crosstab import declared_min_cell
-from cardiobox.metrics import auroc_from_histograms, classification_report, score_histogram
+from cardiobox.federated.tasks.crosstab import running_min_cell
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -92,9 +110,6 @@ BoolArray = npt.NDArray[np.bool_]
 FINE_BINS = 1024
 #: Without public bounds, the fine grid spans the pooled mean ± this many standard deviations.
 GRID_SDS = 4.0
-#: Public edges of the margin (log-odds) histograms behind the pooled AUROC.
-SCORE_LIMIT = 20.0
-SCORE_EDGES = np.linspace(-SCORE_LIMIT, SCORE_LIMIT, 4001)
 #: Limits that keep the model (sent in every request) and the rounds bounded.
 MAX_TREES = 1000
 MAX_DEPTH = 6
@@ -111,15 +126,16 @@ OPEN = -2
 TREE_KEYS = ("feature", "bin", "default_left", "left", "right", "value")
 
 
-class GbtParams(TaskParams):
+class GbtParams(LearningParams):
     """Parameters of ``gbt``.
+
+    ``outcome``, ``covariates`` (here they may be missing), ``split_column``, ``bins`` and
+    ``bootstrap`` (of the evaluation) are those of
+    :class:`~cardiobox.federated.learning.LearningParams`; ``seed`` is recorded with the
+    result, but the algorithm has no randomness.
 
     Parameters
     ----------
-    outcome : str
-        The outcome column, 0/1 or boolean.
-    covariates : list of str
-        Number or boolean columns (at least one, no repeats, not the outcome); may be missing.
     n_trees : int
         Boosting rounds (trees; default 50, at most 1000).
     max_depth : int
@@ -138,15 +154,8 @@ class GbtParams(TaskParams):
     bounds : dict of str to [lo, hi], optional
         Public ranges of covariates (e.g. from the data dictionary) for the fine grid; those
         not given use the pooled mean ± 4 sd (one more round).
-    split_column : str, optional
-        A string column holding 'train' or 'test' on every row: train on 'train', evaluate
-        on 'test'. Without it the metrics are on the training rows.
-    seed : int
-        Recorded with the result; the algorithm has no randomness (default 0).
     """
 
-    outcome: str = Field(min_length=1)
-    covariates: list[str]
     n_trees: int = Field(50, ge=1, le=MAX_TREES)
     max_depth: int = Field(3, ge=1, le=MAX_DEPTH)
     learning_rate: float = Field(0.1, gt=0, le=1, allow_inf_nan=False)
@@ -155,32 +164,9 @@ class GbtParams(TaskParams):
     min_child_weight: float = Field(1.0, ge=0, allow_inf_nan=False)
     n_bins: int = Field(32, ge=2, le=256)
     bounds: dict[str, tuple[float, float]] | None = None
-    split_column: str | None = Field(None, min_length=1)
-    seed: int = 0
-
-    @field_validator("covariates")
-    @classmethod
-    def _covariates(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one covariate is needed")
-        if any(not c for c in value):
-            raise ValueError("covariate names cannot be empty")
-        repeated = sorted({c for c in value if value.count(c) > 1})
-        if repeated:
-            raise ValueError(f"covariates must be unique; repeated: {', '.join(repeated)}")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> GbtParams:
-        if self.outcome in self.covariates:
-            raise ValueError(f"the outcome {self.outcome!r} cannot also be a covariate")
-        if self.split_column is not None and self.split_column in (
-            self.outcome,
-            *self.covariates,
-        ):
-            raise ValueError(
-                f"split_column {self.split_column!r} cannot be the outcome or a covariate"
-            )
         for name, (lo, hi) in (self.bounds or {}).items():
             if name not in self.covariates:
                 raise ValueError(f"bounds names {name!r}, which is not a covariate")
@@ -204,15 +190,6 @@ class GbtParams(TaskParams):
 # -- shared helpers ---------------------------------------------------------------------------
 def _protocol(message: str) -> TaskError:
     return TaskError(f"gbt: {message}", rule="protocol")
-
-
-def _refuse_dp(rho: float | None) -> None:
-    if rho is not None and rho > 0:
-        raise TaskError(
-            "gbt does not add differential-privacy noise yet: ask with rho=0 (sites whose "
-            "policy sets a default_rho above 0 refuse it)",
-            rule="dp-unsupported",
-        )
 
 
 def fine_edges(lo: float, hi: float) -> FloatArray:
@@ -479,74 +456,20 @@ def leaf_value(g: float, h: float, params: GbtParams) -> float:
 
 
 # -- the site half ----------------------------------------------------------------------------
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _part_filter(params: GbtParams, part: str) -> str | None:
-    """``where`` narrowed to the rows of one part ('train' or 'test') of ``split_column``."""
-    if params.split_column is None:
-        return params.where
-    cond = f"{_ident(params.split_column)} = '{part}'"
-    return f"({params.where}) AND {cond}" if params.where else cond
-
-
-def _check_columns(table: SiteTable, params: GbtParams) -> None:
-    roles = [("outcome", params.outcome)] + [("covariate", c) for c in params.covariates]
-    for role, column in roles:
-        try:
-            table.check([column], "number")
-        except ColumnError as exc:
-            raise ColumnError(f"{role} {column!r}: {exc.message}", rule=exc.rule) from None
+def _check_split_type(table: SiteTable, params: GbtParams) -> None:
+    """A split column of the wrong type, named as gbt always has (``split_column: ...``)."""
     if params.split_column is None:
         return
     try:
         table.check([params.split_column], "string")
     except ColumnError as exc:
         raise ColumnError(f"split_column: {exc.message}", rule=exc.rule) from None
-    # Read as strings rather than counted in SQL: SiteTable.count leaves its result open on
-    # the connection (DuckDB then refuses the next query), so it is avoided here.
-    parts = table.categories(params.split_column, params.where)
-    bad = int(np.count_nonzero(~np.isin(parts, ["train", "test"])))
-    if bad:
-        raise TaskError(
-            f"split_column {params.split_column!r} must be 'train' or 'test' on every row; "
-            f"{bad} row(s) at this site hold something else",
-            rule="bad-split-column",
-        )
 
 
-#: Each table's rows per request, read once per run rather than once per round (the table of
-#: a site node never changes; entries go with the table).
-_ROWS: weakref.WeakKeyDictionary[SiteTable, dict[tuple[Any, ...], tuple[FloatArray, FloatArray]]]
-_ROWS = weakref.WeakKeyDictionary()
-_ROWS_LOCK = threading.Lock()
-
-
-def _read_rows(table: SiteTable, params: GbtParams, part: str) -> tuple[FloatArray, FloatArray]:
-    _check_columns(table, params)
-    data = table.numeric([params.outcome, *params.covariates], _part_filter(params, part), False)
-    data = data[~np.isnan(data[:, 0])]
-    y = np.ascontiguousarray(data[:, 0])
-    if not np.all((y == 0) | (y == 1)):
-        raise TaskError(
-            f"the outcome {params.outcome!r} must be 0/1 or boolean; this site's rows hold "
-            "other values",
-            rule="outcome-not-binary",
-        )
-    x = np.ascontiguousarray(data[:, 1:])
-    x.flags.writeable = y.flags.writeable = False
-    return x, y
-
-
-def _rows(table: SiteTable, params: GbtParams, part: str) -> tuple[FloatArray, FloatArray]:
+def _rows(table: SiteTable, params: GbtParams, part: Part) -> tuple[FloatArray, FloatArray]:
     """(covariates with NaN for missing, outcome) of the rows of ``part`` with an outcome."""
-    key = (params.where, params.outcome, tuple(params.covariates), params.split_column, part)
-    with _ROWS_LOCK:  # guards the mapping; a table is read by one node's thread at a time
-        cached = _ROWS.setdefault(table, {})
-    if key not in cached:
-        cached[key] = _read_rows(table, params, part)
-    return cached[key]
+    _check_split_type(table, params)
+    return site_rows(table, params, part, complete=False)
 
 
 def _gradients(margin: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray, float]:
@@ -606,30 +529,18 @@ def _site_evaluate(
     train: tuple[FloatArray, FloatArray],
     test: tuple[FloatArray, FloatArray],
     ctx: SiteContext,
-) -> tuple[dict[str, FloatArray], dict[str, Any] | None]:
+) -> tuple[dict[str, Any], dict[str, FloatArray]]:
+    """The evaluation of the test rows (clear values, sums) and the final training loss."""
     p = len(params.covariates)
     base, cut_points, trees = _model(payload, p, params.n_bins)
     _, _, train_loss = _gradients(
         _margins(base, trees, bin_matrix(train[0], cut_points), params.max_depth), train[1]
     )
     x, y = test
-    margin = _margins(base, trees, bin_matrix(x, cut_points), params.max_depth)
-    prob = expit(margin)
-    hist = (
-        score_histogram(y, np.clip(margin, -SCORE_LIMIT, SCORE_LIMIT), SCORE_EDGES)
-        if len(y)
-        else np.zeros((2, len(SCORE_EDGES) - 1))
-    )
-    secure = {
-        "eval_n": np.array([float(len(y))]),
-        "eval_correct": np.array([float(np.sum((prob >= 0.5) == (y == 1)))]),
-        "eval_brier": np.array([float(np.sum((prob - y) ** 2))]),
-        "eval_hist": hist.astype(np.float64).ravel(),
-        "loss": np.array([train_loss]),
-    }
-    events = int(y.sum())
-    small = min(len(y), events, len(y) - events) < ctx.policy.min_cell_count
-    return secure, None if small else classification_report(y, prob)
+    prob = expit(_margins(base, trees, bin_matrix(x, cut_points), params.max_depth))
+    values, secure = evaluation_release(y, prob, ctx, params.bins, bootstrap=params.bootstrap)
+    secure["loss"] = np.array([train_loss])
+    return values, secure
 
 
 # -- the task ---------------------------------------------------------------------------------
@@ -648,12 +559,11 @@ class GbtTask(Task[GbtParams]):
 
     def variables(self, params: GbtParams) -> set[str]:
         """The outcome, the covariates and the split column."""
-        extra = {params.split_column} if params.split_column else set()
-        return {params.outcome, *params.covariates, *extra}
+        return learning_variables(params)
 
     def start(self, params: GbtParams) -> dict[str, Any]:
         """Moments for the grids, or (every covariate bounded) the fine histograms at once."""
-        _refuse_dp(params.rho)
+        refuse_dp(self.name, params.rho)
         bounds = params.bounds or {}
         if all(c in bounds for c in params.covariates):
             return {"phase": "bins", "grid": [list(bounds[c]) for c in params.covariates]}
@@ -663,7 +573,7 @@ class GbtTask(Task[GbtParams]):
         self, table: SiteTable, params: GbtParams, payload: dict[str, Any], ctx: SiteContext
     ) -> SiteOutput:
         """Moments, fine histograms, gradient histograms or evaluation sums, by ``phase``."""
-        _refuse_dp(ctx.rho)
+        refuse_dp(self.name, ctx.rho)
         x, y = _rows(table, params, "train")
         ctx.policy.check_cell(len(y), "the number of training rows (outcome present)")
         values: dict[str, Any] = {"min_cell_count": ctx.policy.min_cell_count}
@@ -687,7 +597,8 @@ class GbtTask(Task[GbtParams]):
             secure["rows"] = np.array([float(len(y))])
         elif phase == "evaluate":
             test = _rows(table, params, "test") if params.split_column else (x, y)
-            secure, values["metrics"] = _site_evaluate(params, payload, (x, y), test, ctx)
+            evaluation, secure = _site_evaluate(params, payload, (x, y), test, ctx)
+            values.update(evaluation)
             secure["rows"] = np.array([float(len(y))])
         else:
             raise _protocol(f"unknown phase {phase!r} in the payload")
@@ -720,7 +631,7 @@ class GbtTask(Task[GbtParams]):
     # -- hub --------------------------------------------------------------------------------
     def hub(self, params: GbtParams, result: RoundResult, state: dict[str, Any]) -> Next | Result:
         """Grids → cut points and base score → one tree level per round → metrics."""
-        state["mcc"] = max(int(state.get("mcc", 1)), declared_min_cell(result.values))
+        running_min_cell(result.values, state)
         sums = result.sums
         if "sum_sq" in sums:
             return Next(self._grids(params, sums, state))
@@ -819,7 +730,7 @@ class GbtTask(Task[GbtParams]):
         still_open = []
         for i, node in enumerate(open_nodes):  # one pass per open node, not per row
             tree["n"][node] = round(float(count[i, 0].sum()))
-            split = best_split(grad[i], hess[i], count[i], n_cuts, params, state["mcc"])
+            split = best_split(grad[i], hess[i], count[i], n_cuts, params, state["min_cell"])
             if split is None:
                 g, h = float(grad[i, 0].sum()), float(hess[i, 0].sum())
                 tree["feature"][node] = LEAF
@@ -865,24 +776,8 @@ class GbtTask(Task[GbtParams]):
     def _result(
         self, params: GbtParams, result: RoundResult, state: dict[str, Any]
     ) -> dict[str, Any]:
-        sums = result.sums
         state["history"].append(self._loss_entry(len(state["trees"]), result))
-        n = round(float(sums["eval_n"][0]))
-        shown: dict[str, Any] = {"n": None, "accuracy": None, "auroc": None, "brier": None}
-        if n >= state["mcc"]:
-            hist = np.maximum(np.rint(sums["eval_hist"].reshape(2, -1)), 0.0)
-            both = hist[0].sum() > 0 and hist[1].sum() > 0
-            shown = {
-                "n": n,
-                "accuracy": float(sums["eval_correct"][0]) / n,
-                "auroc": auroc_from_histograms(hist) if both else None,
-                "brier": float(sums["eval_brier"][0]) / n,
-            }
-        evaluated_on = (
-            f"test rows ({params.split_column} = 'test')"
-            if params.split_column
-            else "training rows (no split_column: optimistic, not a held-out estimate)"
-        )
+        evaluation = pooled_evaluation(result, params.bins)
         return {
             "outcome": params.outcome,
             "covariates": list(params.covariates),
@@ -895,10 +790,10 @@ class GbtTask(Task[GbtParams]):
             "cut_points": dict(zip(params.covariates, state["cuts"], strict=True)),
             "trees": state["trees"],
             "n_train": state["n_train"],
-            "min_cell_count": state["mcc"],
-            "global": shown,
-            "per_site": {s: result.values[s].get("metrics") for s in result.sites},
-            "evaluated_on": evaluated_on,
+            "min_cell_count": state["min_cell"],
+            "global": evaluation["global"],
+            "per_site": evaluation["per_site"],
+            "evaluated_on": evaluated_on(params),
             "history": state["history"],
             "sites": list(result.sites),
             "sites_refused": dict(result.refused),

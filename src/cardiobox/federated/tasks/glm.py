@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 import scipy.linalg
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from scipy import stats
 from scipy.special import expit, xlogy
 
@@ -66,9 +66,18 @@ from cardiobox.federated.evaluation import (
     evaluation_release,
     pooled_evaluation,
 )
-from cardiobox.federated.learning import check_split_column, evaluated_on_split, row_filter
-from cardiobox.federated.site_table import ColumnError, SiteTable
+from cardiobox.federated.learning import (
+    SplitColumn,
+    check_binary_outcome,
+    check_number_columns,
+    check_outcome_role,
+    check_split_column,
+    evaluated_on_split,
+    row_filter,
+)
+from cardiobox.federated.site_table import SiteTable
 from cardiobox.federated.task import (
+    Covariates,
     Next,
     Result,
     RoundResult,
@@ -77,6 +86,8 @@ from cardiobox.federated.task import (
     Task,
     TaskError,
     TaskParams,
+    payload_vector,
+    refuse_dp,
     register,
 )
 
@@ -117,29 +128,16 @@ class GlmParams(TaskParams):
     """
 
     outcome: str = Field(min_length=1)
-    covariates: list[str]
+    covariates: Covariates
     intercept: bool = True
     max_iter: int = Field(50, ge=1, le=MAX_ITER)
     tol: float = Field(1e-10, gt=0, allow_inf_nan=False)
     alpha: float = Field(0.05, gt=0, lt=1)
     l2: float = Field(0.0, ge=0, allow_inf_nan=False)
 
-    @field_validator("covariates")
-    @classmethod
-    def _covariates(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one covariate is needed")
-        if any(not c for c in value):
-            raise ValueError("covariate names cannot be empty")
-        repeated = sorted({c for c in value if value.count(c) > 1})
-        if repeated:
-            raise ValueError(f"covariates must be unique; repeated: {', '.join(repeated)}")
-        return value
-
     @model_validator(mode="after")
     def _terms(self) -> GlmParams:
-        if self.outcome in self.covariates:
-            raise ValueError(f"the outcome {self.outcome!r} cannot also be a covariate")
+        check_outcome_role(self.outcome, self.covariates)
         if self.intercept and INTERCEPT in self.covariates:
             raise ValueError(f"a covariate cannot be called {INTERCEPT!r} when intercept is true")
         return self
@@ -164,21 +162,10 @@ class LogRegParams(GlmParams):
         intervals are at the level 1 − ``alpha`` of the coefficients'.
     """
 
-    split_column: str | None = Field(None, min_length=1)
+    split_column: SplitColumn = None
     evaluate: bool = False
     bins: int = Field(200, ge=2, le=10_000)
     bootstrap: int = Field(DEFAULT_BOOTSTRAP, ge=0, le=MAX_BOOTSTRAP)
-
-    @model_validator(mode="after")
-    def _split(self) -> LogRegParams:
-        if self.split_column is not None and self.split_column in (
-            self.outcome,
-            *self.covariates,
-        ):
-            raise ValueError(
-                f"the split column {self.split_column!r} cannot be the outcome or a covariate"
-            )
-        return self
 
     @property
     def evaluates(self) -> bool:
@@ -200,44 +187,15 @@ def _penalty(params: GlmParams) -> Array:
     return weights
 
 
-def _refuse_dp(task: str, rho: float | None) -> None:
-    if rho is not None and rho > 0:
-        raise TaskError(
-            f"{task} does not add differential-privacy noise yet: ask with rho=0 (sites whose "
-            "policy sets a default_rho above 0 refuse it)",
-            rule="dp-unsupported",
-        )
-
-
 def _design(table: SiteTable, params: GlmParams, where: str | None) -> tuple[Array, Array]:
     """The site's complete cases passing ``where`` as (X with the intercept column, y)."""
-    roles = [("outcome", params.outcome)] + [("covariate", c) for c in params.covariates]
-    for role, column in roles:
-        try:
-            table.check([column], "number")
-        except ColumnError as exc:
-            raise ColumnError(f"{role} {column!r}: {exc.message}", rule=exc.rule) from None
+    check_number_columns(table, params.outcome, params.covariates)
     data = table.numeric([params.outcome, *params.covariates], where)
     y = np.ascontiguousarray(data[:, 0])
     x = data[:, 1:]
     if params.intercept:
         x = np.column_stack([np.ones(len(y)), x])
     return np.ascontiguousarray(x), y
-
-
-def _beta(payload: dict[str, Any], p: int) -> Array:
-    """The hub's β from a payload, checked (a site never trusts the shape of a request)."""
-    raw = payload.get("beta")
-    if (
-        not isinstance(raw, list)
-        or len(raw) != p
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
-    ):
-        raise TaskError(f"the payload's beta must be a list of {p} numbers", rule="protocol")
-    beta = np.asarray(raw, dtype=np.float64)
-    if not np.all(np.isfinite(beta)):
-        raise TaskError("the payload's beta holds a value that is not finite", rule="protocol")
-    return beta
 
 
 class SymmetricSolver:
@@ -367,15 +325,6 @@ def _site_n(x: Array, ctx: SiteContext) -> dict[str, Any]:
 
 
 # -- logistic regression --------------------------------------------------------------------------
-def _check_binary(y: Array, params: GlmParams) -> None:
-    if not np.all((y == 0) | (y == 1)):
-        raise TaskError(
-            f"the outcome {params.outcome!r} must be 0/1 or boolean; this site's rows hold "
-            "other values",
-            rule="outcome-not-binary",
-        )
-
-
 class LogRegTask(Task[LogRegParams]):
     """Exact federated logistic regression by Newton–Raphson on summed gradients and Hessians.
 
@@ -408,19 +357,19 @@ class LogRegTask(Task[LogRegParams]):
 
     def start(self, params: LogRegParams) -> dict[str, Any]:
         """β = 0 (refusing DP requests before anything is computed)."""
-        _refuse_dp(self.name, params.rho)
+        refuse_dp(self.name, params.rho)
         return {"beta": [0.0] * len(terms(params))}
 
     def site(
         self, table: SiteTable, params: LogRegParams, payload: dict[str, Any], ctx: SiteContext
     ) -> SiteOutput:
         """Gradient, Hessian, log-likelihood and events at the hub's β, or the evaluation."""
-        _refuse_dp(self.name, ctx.rho)
+        refuse_dp(self.name, ctx.rho)
         if params.split_column is not None:
             check_split_column(table, params.split_column, params.where)
         x, y = _design(table, params, row_filter(params.where, params.split_column, "train"))
-        beta = _beta(payload, x.shape[1])
-        _check_binary(y, params)
+        beta = payload_vector(payload, "beta", x.shape[1])
+        check_binary_outcome(y, params.outcome)
         values = _site_n(x, ctx)
         events = int(y.sum())
         ctx.policy.check_cell(events, f"the number of events ({params.outcome} = 1)")
@@ -453,7 +402,7 @@ class LogRegTask(Task[LogRegParams]):
         table: SiteTable, params: LogRegParams, beta: Array, ctx: SiteContext
     ) -> SiteOutput:
         x, y = _design(table, params, row_filter(params.where, params.split_column, "test"))
-        _check_binary(y, params)
+        check_binary_outcome(y, params.outcome)
         prob = expit(x @ beta)
         values, secure = evaluation_release(
             y, prob, ctx, params.bins, bootstrap=params.bootstrap, alpha=params.alpha
@@ -604,14 +553,14 @@ class LinRegTask(Task[GlmParams]):
 
     def start(self, params: GlmParams) -> dict[str, Any]:
         """Ask for the cross-products (refusing DP requests before anything is computed)."""
-        _refuse_dp(self.name, params.rho)
+        refuse_dp(self.name, params.rho)
         return {"phase": "moments"}
 
     def site(
         self, table: SiteTable, params: GlmParams, payload: dict[str, Any], ctx: SiteContext
     ) -> SiteOutput:
         """Cross-products (phase ``moments``) or residual sums at β (phase ``residuals``)."""
-        _refuse_dp(self.name, ctx.rho)
+        refuse_dp(self.name, ctx.rho)
         x, y = _design(table, params, params.where)
         values = _site_n(x, ctx)
         mechanism = (
@@ -624,7 +573,7 @@ class LinRegTask(Task[GlmParams]):
             return SiteOutput(values=values, secure=secure, mechanism=mechanism)
         if phase != "residuals":
             raise TaskError(f"unknown linreg phase {phase!r} in the payload", rule="protocol")
-        beta = _beta(payload, x.shape[1])
+        beta = payload_vector(payload, "beta", x.shape[1])
         y_mean = payload.get("y_mean")
         if not isinstance(y_mean, int | float) or isinstance(y_mean, bool):
             raise TaskError("the payload's y_mean must be a number", rule="protocol")

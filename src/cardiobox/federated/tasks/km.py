@@ -50,14 +50,15 @@ from cardiobox.federated.task import (
 from cardiobox.federated.tasks.crosstab import (
     Level,
     check_levels,
-    declared_min_cell,
-    frequent_levels,
+    count_noise_sd,
     grid_codes,
+    levels_release,
+    noisy_counts_release,
     payload_levels,
     read_level_codes,
+    running_min_cell,
     union_levels,
 )
-from cardiobox.privacy.zcdp import add_gaussian_noise, gaussian_sigma
 
 #: The most points a time grid may have.
 MAX_GRID = 100_000
@@ -280,22 +281,9 @@ class KMTask(Task[KMParams]):
         ctx.policy.check_cell(int(event[known].sum()), "the number of events")
         phase = payload.get("phase")
         if phase == "levels":
-            if ctx.rho > 0:
-                raise TaskError(
-                    "with rho > 0 the request must give the group's levels (params levels): "
-                    "the levels present at a site are not released with differential privacy",
-                    rule="dp-unsupported",
-                )
             if group is None or params.group is None:
                 raise TaskError("the payload asks for levels but there is no group", "protocol")
-            listed = frequent_levels(*group, ctx.policy.min_cell_count)
-            return SiteOutput(
-                values={
-                    "levels": {params.group: listed},
-                    "min_cell_count": ctx.policy.min_cell_count,
-                },
-                mechanism=f"levels held by at least {ctx.policy.min_cell_count} rows",
-            )
+            return levels_release({params.group: group}, ctx, "the group's levels")
         if phase != "counts":
             raise TaskError("the payload names no known phase", rule="protocol")
         grid = params.times()
@@ -317,21 +305,16 @@ class KMTask(Task[KMParams]):
         other = int(np.count_nonzero(known & (codes == len(levels) + 1)))
         missing = int(duration.size - in_table.sum() - other)
         vector = np.concatenate([counts, [missing, other]])
-        mechanism = "secure sum of event and censoring counts on the public time grid"
-        if ctx.rho > 0:
-            vector = add_gaussian_noise(vector, 1.0, ctx.rho, ctx.rng)
-            mechanism = f"Gaussian noise (rho={ctx.rho:g}, sensitivity 1); " + mechanism
-        return SiteOutput(
-            values={"min_cell_count": ctx.policy.min_cell_count, "rho": ctx.rho},
-            secure={"table": vector},
-            rho=ctx.rho,
-            mechanism=mechanism,
+        return noisy_counts_release(
+            "table",
+            vector,
+            ctx,
+            "secure sum of event and censoring counts on the public time grid",
         )
 
     def hub(self, params: KMParams, result: RoundResult, state: dict[str, Any]) -> Next | Result:
         """Union the group's levels (round 1), or compute the curves and the test."""
-        min_cell = max(declared_min_cell(result.values), state.get("min_cell", 1))
-        state["min_cell"] = min_cell
+        min_cell = running_min_cell(result.values, state)
         if params.group is not None and params.levels is None and "levels" not in state:
             state["levels"] = union_levels(result.values, params.group)
             _check_slots(len(state["levels"]), params.times().size)
@@ -349,8 +332,8 @@ class KMTask(Task[KMParams]):
     ) -> dict[str, Any]:
         grid = params.times()
         vector = result.sums["table"]
-        rhos = [float(v.get("rho", 0.0) or 0.0) for v in result.values.values()]
-        noisy = any(r > 0 for r in rhos)
+        noise_sd = count_noise_sd(result.values)
+        noisy = noise_sd is not None
         if noisy:
             vector = np.maximum(vector, 0.0)
         table = vector[:-2].reshape(len(levels), 2, grid.size + 1)
@@ -385,9 +368,7 @@ class KMTask(Task[KMParams]):
             "other_group": _counts_or_none(np.array([other]), min_cell)[0],
             "suppressed_below": min_cell,
             "noisy": noisy,
-            "noise_sd": math.sqrt(sum(gaussian_sigma(1.0, r) ** 2 for r in rhos if r > 0))
-            if noisy
-            else None,
+            "noise_sd": noise_sd,
             "sites": result.sites,
             "sites_refused": result.refused,
             "sites_failed": result.failed,

@@ -19,10 +19,11 @@ Rounds (``rounds`` + 2 in all):
    averaged change as a pseudo-gradient Δ and moves the weights by server Adam: m ← β1·m +
    (1−β1)·Δ, v ← β2·v + (1−β2)·Δ², w ← w + server_lr·m / (√v + τ). Without noise the sites
    also send their training loss at the global weights, summed, for the ``history``.
-3. **Evaluation.** The hub sends the final weights; the sites release, summed, the counts,
-   correct classifications, squared errors and per-class score histograms of their test rows
-   (see :mod:`cardiobox.federated.learning`), and in clear their own metrics when their test
-   rows are not small cells.
+3. **Evaluation.** The hub sends the final weights; the sites release the aggregates of
+   :func:`~cardiobox.federated.evaluation.evaluation_release` for their test rows — summed,
+   the counts, correct classifications, squared errors, score and logit histograms and
+   ``bootstrap`` Poisson-bootstrap replicates; in clear, their own metrics when their test
+   rows, events and non-events are not small cells.
 
 Runs without noise are deterministic: the initial weights and each site's shuffles derive from
 ``seed`` (shuffles also from the round and the site's name).
@@ -54,13 +55,17 @@ small-cell rules, as in the other tasks, and cost no ρ. For the accounting, eac
 in clear its ρ per round and, with ``dp_sgd``, its steps and sampling rate (so its number of
 training rows, which its policy lets out since it reaches the minimum cell count).
 
-The result: ``strategy``, ``rounds``, ``sites``, ``n_train`` (pooled, round 1), ``history``
-(per training round: the sites and the pooled mean training loss of the weights the round
-started from, ``None`` with noise), ``train_loss`` (of the final weights), ``global`` (pooled
-``n``, ``accuracy``, ``auroc``, ``brier``), ``per_site`` (each site's metrics or ``None``),
-``model`` (``layers``, ``weights``, the public ``mean`` and ``sd``; see
-:func:`predict_proba`), ``dp`` (``rho_per_site``, ``epsilon``, ``delta``... or ``None``),
-``evaluated_on``, ``sites_refused`` and ``sites_failed``.
+The result: ``outcome``, ``covariates``, ``strategy``, ``rounds``, ``sites``, ``n_train``
+(pooled, round 1), ``history`` (per training round: the sites and the pooled mean training
+loss of the weights the round started from, ``None`` with noise), ``train_loss`` (of the final
+weights), ``global`` (pooled ``n``, ``accuracy``, ``auroc``, ``auprc``, ``brier``,
+``calibration_slope``, ``calibration_intercept``, ``ci`` — ``{metric: [lower, upper] or
+None}``, empty with ``bootstrap`` 0 — ``roc`` and ``calibration_curve``; every figure ``None``
+and no interval or curve when the pooled test rows are fewer than the largest minimum cell
+count the sites declared), ``per_site`` (each site's metrics with their ``ci``, or ``None``),
+``model`` (``layers``, ``weights``, the public ``mean`` and ``sd``; see :func:`predict_proba`),
+``dp`` (``rho_per_site``, ``epsilon``, ``delta``... or ``None``), ``evaluated_on``,
+``sites_refused`` and ``sites_failed``.
 """
 
 from __future__ import annotations
@@ -138,8 +143,8 @@ class NoiseParams(BaseModel):
 class MlpParams(LearningParams):
     """Parameters of ``mlp``.
 
-    ``outcome``, ``covariates``, ``split_column``, ``seed`` and ``bins`` are those of
-    :class:`~cardiobox.federated.learning.LearningParams`.
+    ``outcome``, ``covariates``, ``split_column``, ``seed``, ``bins`` and ``bootstrap`` are
+    those of :class:`~cardiobox.federated.learning.LearningParams`.
 
     Parameters
     ----------
@@ -475,7 +480,9 @@ class MlpTask(Task[MlpParams]):
         with torch.no_grad():
             logits = _logits(flat, torch.from_numpy(std.apply(x_test)), layers)
             prob = torch.sigmoid(logits).numpy().astype(np.float64)
-        values, secure = evaluation_release(y_test, prob, ctx, params.bins)
+        values, secure = evaluation_release(
+            y_test, prob, ctx, params.bins, bootstrap=params.bootstrap
+        )
         if params.dp_sgd is None and params.client_dp is None:
             with torch.no_grad():
                 loss = _mean_loss(flat, torch.from_numpy(z_train), torch.tensor(y_train), layers)
