@@ -15,8 +15,8 @@ from cardiobox.cli.main import app
 from cardiobox.federated import run
 from cardiobox.federated.hub import RunReport
 from cardiobox.federated.report import render_html, write_report
-from cardiobox.federated.xyplot import Series, nice_ticks, xy_plot
 from cardiobox.privacy.policy import SitePolicy
+from cardiobox.xyplot import Series, nice_ticks, xy_plot
 
 POLICY = SitePolicy(min_sites=3, min_cell_count=5)
 HOSTILE = "<script>alert(1)</script>"

@@ -25,17 +25,8 @@ from cardiobox.federated.task import SiteContext, SiteOutput, Task, TaskError, g
 from cardiobox.federated.where import columns as where_columns
 from cardiobox.federated.where import parse_where
 from cardiobox.privacy import secagg
-from cardiobox.privacy.audit import AuditLog
+from cardiobox.privacy.audit import STORE_SUFFIXES, AuditLog, audit_path_for
 from cardiobox.privacy.policy import PolicyRefusal, SitePolicy
-
-STORE_SUFFIXES = (".duckdb", ".db")
-
-
-def state_path_for(source: Path) -> Path:
-    """Where the audit log lives: the store itself, or a file beside a plain table."""
-    if source.suffix.lower() in STORE_SUFFIXES:
-        return source
-    return source.with_name(source.name + ".cardiobox-audit.duckdb")
 
 
 def read_table(source: Path) -> SiteTable:
@@ -85,7 +76,7 @@ class SiteNode:
         self.source = Path(source)
         self.policy = policy or SitePolicy()
         self.audit = AuditLog(
-            Path(state_path) if state_path is not None else state_path_for(self.source),
+            Path(state_path) if state_path is not None else audit_path_for(self.source),
             self.policy.budget.rho,
         )
         self._rng = np.random.default_rng(seed)

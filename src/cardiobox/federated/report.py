@@ -29,8 +29,8 @@ from typing import Any
 import orjson
 
 from cardiobox.federated.hub import RunReport
-from cardiobox.federated.xyplot import Series, xy_plot
 from cardiobox.quality import svg
+from cardiobox.xyplot import Series, xy_plot
 
 #: Results whose JSON is larger than this are not repeated in the HTML (see report.json).
 MAX_INLINE_JSON = 200_000

@@ -57,6 +57,18 @@ CREATE TABLE IF NOT EXISTS privacy_ledger (
 );
 """
 
+#: Suffixes of site stores: their audit log lives inside them.
+STORE_SUFFIXES = (".duckdb", ".db")
+
+
+def audit_path_for(source: str | Path) -> Path:
+    """Where a site's audit log lives: the store itself, or a file beside a plain table."""
+    path = Path(source)
+    if path.suffix.lower() in STORE_SUFFIXES:
+        return path
+    return path.with_name(path.name + ".cardiobox-audit.duckdb")
+
+
 #: Columns hashed into each entry, in order.
 _HASHED = ("seq", "at", "run_id", "task", "round", "params", "outcome", "rule", "reason", "rho")
 

@@ -34,8 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cardiobox import yamlio
 from cardiobox.errors import CardioboxError, InputError, Location
 
-#: Every federated task a policy can allow.
-ALL_TASKS = ("count", "describe", "crosstab", "km", "logreg", "linreg", "cox", "mlp", "gbt")
+#: Every release a policy can allow: the federated tasks, and fitting a synthesizer.
+ALL_TASKS = (
+    "count", "describe", "crosstab", "km", "logreg", "linreg", "cox", "mlp", "gbt", "synth",
+)  # fmt: skip
 #: Columns that identify people or rows: never allowed, whatever the policy says.
 IDENTIFIERS = ("patient_id", "row_id", "encounter_id", "index_encounter_id")
 
