@@ -61,6 +61,7 @@ class SiteTable:
         # Tasks read columns in separate queries and pair them row by row: keep the order.
         self._con.execute("SET preserve_insertion_order = true")
         self._con.register("site_table", table)
+        self._numeric: dict[tuple[tuple[str, ...], str | None, bool], np.ndarray] = {}
 
     @property
     def num_rows(self) -> int:
@@ -116,6 +117,14 @@ class SiteTable:
         complete : bool
             Keep only rows with a value in every column (default).
         """
+        key = (tuple(columns), where, complete)
+        if key not in self._numeric:  # the table never changes: iterative tasks reread it
+            self._numeric[key] = self._read_numeric(columns, where, complete)
+        return self._numeric[key].copy()
+
+    def _read_numeric(
+        self, columns: Sequence[str], where: str | None, complete: bool
+    ) -> np.ndarray:
         self.check(columns, "number")
         sql, params = self._filter(where)
         cols = ", ".join(f"CAST({_ident(c)} AS DOUBLE) AS {_ident(c)}" for c in columns) or "1"

@@ -114,6 +114,10 @@ class AuditLog:
         self.path = Path(path)
         self.budget_rho = budget_rho
         self._con: duckdb.DuckDBPyConnection | None = None
+        # The chain's tail (seq, hash) and the ρ spent, read once per connection: while the
+        # connection is open it holds the file's write lock, so nobody else appends.
+        self._tail: tuple[int, str] | None = None
+        self._spent: float | None = None
         with self._connect() as con:
             con.execute(DDL)
 
@@ -122,6 +126,7 @@ class AuditLog:
         # One connection, opened on first use and kept: a run logs every round.
         if self._con is None:
             self._con = duckdb.connect(str(self.path))
+            self._tail = self._spent = None
         yield self._con
 
     def close(self) -> None:
@@ -129,12 +134,15 @@ class AuditLog:
         if self._con is not None:
             self._con.close()
             self._con = None
+        self._tail = self._spent = None
 
     def spent(self) -> float:
         """The ρ spent so far."""
         with self._connect() as con:
-            row = con.execute("SELECT coalesce(sum(rho), 0) FROM privacy_ledger").fetchone()
-        return float(row[0]) if row else 0.0
+            if self._spent is None:
+                row = con.execute("SELECT coalesce(sum(rho), 0) FROM privacy_ledger").fetchone()
+                self._spent = float(row[0]) if row else 0.0
+        return self._spent
 
     def remaining(self) -> float:
         """The ρ left in the budget."""
@@ -170,7 +178,11 @@ class AuditLog:
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
+                self._tail = self._spent = None  # re-read after a failed write
                 raise
+        self._tail = (entry.seq, entry.hash)
+        if rho > 0:
+            self._spent = self.spent() + float(rho)
         return entry
 
     def _append(
@@ -187,8 +199,7 @@ class AuditLog:
         digest: str | None,
     ) -> AuditEntry:
         if rho > 0:
-            spent_row = con.execute("SELECT coalesce(sum(rho), 0) FROM privacy_ledger").fetchone()
-            spent = float(spent_row[0]) if spent_row else 0.0
+            spent = self.spent()
             if spent + rho > self.budget_rho + 1e-12:
                 left = max(self.budget_rho - spent, 0.0)
                 raise PolicyRefusal(
@@ -196,9 +207,12 @@ class AuditLog:
                     f"of its budget of {self.budget_rho:g} left",
                     rule="budget-exceeded",
                 )
-        last = con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        seq = (int(last[0]) + 1) if last else 1
-        prev = str(last[1]) if last else GENESIS
+        if self._tail is None:
+            last = con.execute(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            self._tail = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+        seq, prev = self._tail[0] + 1, self._tail[1]
         fields: dict[str, Any] = {
             "seq": seq,
             "at": datetime.now(UTC).replace(tzinfo=None),
@@ -232,9 +246,8 @@ class AuditLog:
         )
         if rho > 0:
             con.execute(
-                "INSERT INTO privacy_ledger SELECT ?, ?, ?, ?, ?, ?, "
-                "coalesce(sum(rho), 0) + ? FROM privacy_ledger",
-                [seq, fields["at"], run_id, task, round_no, float(rho), float(rho)],
+                "INSERT INTO privacy_ledger VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [seq, fields["at"], run_id, task, round_no, float(rho), spent + float(rho)],
             )
         return AuditEntry(hash=h, prev_hash=prev, digest=digest, **fields)
 

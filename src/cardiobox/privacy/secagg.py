@@ -145,7 +145,9 @@ class MaskingKey:
             raise ValueError(
                 f"secure aggregation: a peer's public key is malformed ({exc})"
             ) from exc
-        return self._private.exchange(peer)
+        secret = self._private.exchange(peer)
+        self._secrets[peer_public_text] = secret
+        return secret
 
 
 def round_context(run_id: str, round_no: int, sites: Sequence[str]) -> bytes:
