@@ -170,14 +170,19 @@ class AuditLog:
             (the caller logs the refusal with ``outcome="refused"``).
         """
         with self._connect() as con:
-            con.execute("BEGIN TRANSACTION")
+            # One INSERT is atomic by itself; a release that spends ρ writes two rows.
+            explicit = rho > 0
+            if explicit:
+                con.execute("BEGIN TRANSACTION")
             try:
                 entry = self._append(
                     con, run_id, task, round_no, params, outcome, rule, reason, rho, digest
                 )
-                con.execute("COMMIT")
+                if explicit:
+                    con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if explicit:
+                    con.execute("ROLLBACK")
                 self._tail = self._spent = None  # re-read after a failed write
                 raise
         self._tail = (entry.seq, entry.hash)
