@@ -42,6 +42,7 @@ def _register() -> None:
         node_cmd,
         quality_cmd,
         store_cmd,
+        synth_cmd,
         views_cmd,
     )
 
@@ -54,6 +55,7 @@ def _register() -> None:
     app.add_typer(fed_cmd.app, name="fed")
     app.add_typer(hub_cmd.app, name="hub")
     app.add_typer(node_cmd.app, name="node")
+    app.add_typer(synth_cmd.app, name="synth")
     app.command("demo")(demo_cmd.demo)
 
 

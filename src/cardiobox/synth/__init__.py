@@ -1,0 +1,1 @@
+"""CardioSynth: differentially private synthetic tables from public domains and marginals."""
