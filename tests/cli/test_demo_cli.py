@@ -46,6 +46,14 @@ def test_demo_json(tmp_path: Path) -> None:
     assert set(fed["count"]["per_site"]) == {"es", "nl", "se"}
     assert "coefficients" in fed["logreg"] or "refused" in fed["logreg"]
     assert fed["audit_entries"] >= 4
+    synth = summary["synth"]
+    assert synth["rows"] == cohorts["hospital_es"]["rows"]
+    if "refused" not in synth:  # 100 patients may be too few to split and model
+        assert synth["quarantined"] == 0 and synth["resources"] > synth["synthetic_rows"]
+        assert 0 < synth["cohort_rows"] <= synth["synthetic_rows"] == synth["rows"]
+        assert synth["guarantee"]["epsilon"] == 1.0 and synth["guarantee"]["delta"] == 1e-5
+        assert {"fit_seconds", "two_way_tvd", "utility", "mia_auroc", "gate_passed"} <= set(synth)
+        assert Path(synth["report"]).exists() and Path(synth["store"]).exists()
 
 
 def test_demo_prints_the_tour(tmp_path: Path) -> None:
@@ -60,5 +68,6 @@ def test_demo_prints_the_tour(tmp_path: Path) -> None:
         "UCI Heart Disease",
         "Cohorts and feature sets",
         "Federated analysis",
+        "CardioSynth: a synthetic copy of a demo hospital",
     ):
         assert step in result.output

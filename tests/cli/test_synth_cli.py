@@ -62,3 +62,31 @@ def test_errors(tmp_path: Path) -> None:
          str(tmp_path / "m.json"), "--policy", str(policy)],
     )  # fmt: skip
     assert result.exit_code == 2 and "budget" in result.output
+
+
+def test_export_into_a_site_store(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cardiobox.synth.encode import decode
+    from cardiobox.synth.templates import domain_for_feature_set
+
+    domain = domain_for_feature_set("hf_features")
+    rng = np.random.default_rng(0)
+    codes = np.column_stack([rng.integers(0, c.levels, size=12) for c in domain.columns])
+    rows = decode(codes, domain, rng)
+    rows = rows.set_column(0, "age", pa.array(rng.integers(18, 100, size=12)))
+    table = tmp_path / "synthetic.parquet"
+    pq.write_table(rows, table)
+    store = tmp_path / "synthetic.duckdb"
+    result = runner.invoke(
+        app,
+        ["synth", "export", str(table), "--domain", "hf_features", "--site", str(store), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["rows"] == 12 and out["quarantined"] == 0
+    assert out["read"] == out["stored"] > 12
+    result = runner.invoke(app, ["synth", "export", str(table), "--site", str(store)])
+    assert result.exit_code == 2 and "no --domain" in result.output

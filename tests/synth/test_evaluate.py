@@ -222,10 +222,11 @@ def test_utility_of_a_resample_is_that_of_the_real_table(
     assert [m.model for m in u.models] == ["logistic_regression", "gradient_boosting"]
     for m in u.models:
         assert m.tstr is not None and m.trtr is not None and m.independent is not None
-        assert m.trtr > 0.8
+        # 'time' (follow-up, the duration of DEATH_EVENT) carries the outcome: left out
+        assert m.trtr > 0.7
         assert m.tstr == pytest.approx(m.trtr, abs=0.1)
         assert m.ratio is not None and m.ratio > 0.9
-        assert m.independent < m.trtr - 0.15  # no relations, little to learn
+        assert m.independent < m.trtr - 0.1  # no relations, little to learn
         assert m.roc_tstr[0]["fpr"] == 0.0 and m.roc_tstr[-1]["tpr"] == 1.0
     # a resample copies training rows: the attack sees it
     assert e.privacy.mia_auroc > 0.7 and e.privacy.exact_copy_share == 1.0

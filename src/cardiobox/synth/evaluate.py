@@ -795,6 +795,7 @@ def utility(
     positive: str | None = None,
     independent: npt.ArrayLike | None = None,
     seed: int = 0,
+    exclude: Sequence[str] = (),
 ) -> Utility:
     """Holdout AUROC of models trained on the synthetic table versus on the real one.
 
@@ -805,12 +806,15 @@ def utility(
     domain : Domain
         Their domain.
     outcome : str
-        The binary outcome column; the other columns are the features.
+        The binary outcome column; the other columns are the features, but ``exclude`` and
+        the durations whose ``event`` is the outcome.
     positive : str, optional
         The label (see :meth:`ColumnDomain.labels`) of the positive outcome; by default the
         second of a column with two values (``true`` of a boolean).
     independent : array of int, optional
         The independent-columns baseline, also trained on when given.
+    exclude : sequence of str
+        Columns left out of the features (they would carry the outcome).
     seed : int
         Seed of the models.
 
@@ -825,7 +829,9 @@ def utility(
     j = domain.position(outcome)
     code, label = _positive_code(domain, outcome, positive)
     col = domain.columns[j]
-    features = [k for k in range(len(sizes)) if k != j]
+    # Columns that carry the outcome itself (its duration, other horizons) would leak it.
+    leaks = set(exclude) | {c.name for c in domain.columns if c.event == outcome}
+    features = [k for k in range(len(sizes)) if k != j and domain.columns[k].name not in leaks]
     feature_sizes = [sizes[k] for k in features]
     categorical = np.array(
         [
@@ -941,6 +947,7 @@ def evaluate(
     guarantee: Mapping[str, Any] | _HasToDict | None = None,
     seed: int = 0,
     privacy_rows: int = DEFAULT_PRIVACY_ROWS,
+    exclude: Sequence[str] = (),
 ) -> Evaluation:
     """Fidelity, utility and privacy of a synthetic table, with their references.
 
@@ -956,6 +963,9 @@ def evaluate(
         The domain all three are encoded with (each must hold exactly its columns).
     outcome : str, optional
         A binary outcome column: adds the utility measures.
+    exclude : sequence of str
+        Columns left out of the utility models' features (other outcomes, anything that
+        carries the outcome); durations whose ``event`` is the outcome are always left out.
     positive : str, optional
         The label of the positive outcome (see :func:`utility`).
     guarantee : mapping or Guarantee, optional
@@ -1007,7 +1017,15 @@ def evaluate(
             None
             if outcome is None
             else utility(
-                tr, sy, ho, domain, outcome, positive=positive, independent=indep, seed=seed
+                tr,
+                sy,
+                ho,
+                domain,
+                outcome,
+                positive=positive,
+                independent=indep,
+                seed=seed,
+                exclude=exclude,
             )
         ),
         privacy=privacy(tr, sy, ho, sizes, rows=privacy_rows, seed=privacy_seed),

@@ -277,9 +277,11 @@ def marginal(
     return marginal_unchecked(matrix, checked_sizes, attrs, row_weights)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Measurement:
     """A noisy marginal: counts over ``clique`` plus Gaussian noise of scale ``sigma``.
+
+    Compared by identity (its values are an array).
 
     Parameters
     ----------

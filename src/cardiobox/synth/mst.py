@@ -13,9 +13,10 @@ synthetic data" (J. Privacy and Confidentiality 11(3)). The budget ρ is split i
 
 and the model is estimated from all measurements by :func:`cardiobox.synth.pgm.estimate`.
 The paper's compression of rare categories is not done. With one column all of ρ measures
-its 1-way marginal; when the tree is forced (a single allowed pair), no selection is paid
-for and ρ is halved between the two measurement steps. Pairs whose table exceeds
-``max_clique_cells`` are never candidates, so the tree may then be a forest.
+its 1-way marginal; when the tree is forced (every allowed pair must be in it, as with two
+columns), no selection is paid for and ρ is halved between the two measurement steps.
+Pairs whose table exceeds ``max_clique_cells`` are never candidates, so the tree may then
+be a forest. The steps add up to ρ·(1 − 1e-12), never more than ρ.
 """
 
 from __future__ import annotations
