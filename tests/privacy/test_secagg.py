@@ -58,3 +58,28 @@ def test_bad_values_and_vectors() -> None:
     key = secagg.MaskingKey()
     with pytest.raises(ValueError, match="malformed"):
         key.shared_secret("bm90IGEga2V5")
+
+
+def test_sparse_neighbour_graph_is_symmetric_connected_and_cancels() -> None:
+    names = [f"site_{i:02d}" for i in range(50)]
+    k = secagg.neighbour_count(50)
+    assert k == 12 and secagg.neighbour_count(13) == 12 and secagg.neighbour_count(3) == 2
+    graph = {n: set(secagg.neighbours(n, names)) for n in names}
+    assert all(len(peers) == k and n not in peers for n, peers in graph.items())
+    assert all(a in graph[b] for a in names for b in graph[a])  # symmetric
+    seen, todo = {names[0]}, [names[0]]
+    while todo:  # connected: only the total can be unmasked
+        for b in graph[todo.pop()] - seen:
+            seen.add(b)
+            todo.append(b)
+    assert seen == set(names)
+    keys, pubs = _keys(names)
+    ctx = secagg.round_context("run", 1, names)
+    rng = np.random.default_rng(3)
+    xs = [rng.normal(size=7) for _ in names]
+    masked = [
+        secagg.mask(x, n, keys[n], {p: pubs[p] for p in graph[n]}, ctx)
+        for x, n in zip(xs, names, strict=True)
+    ]
+    assert np.allclose(secagg.unmask_sum(masked), np.sum(xs, axis=0), atol=1e-9)
+    assert not np.allclose(secagg.decode(masked[0]), xs[0])

@@ -235,7 +235,7 @@ class SiteNode:
         manifest, vector = wire.flatten(output.secure)
         masked = None
         if task.uses_secure_sum:
-            peers = {s: req.keys[s] for s in req.sites}
+            peers = {s: req.keys[s] for s in secagg.neighbours(self.name, req.sites)}
             context = secagg.round_context(req.run_id, req.round, req.sites)
             masked = secagg.mask(vector, self.name, run.key, peers, context).to_text()
         reply = self._reply(

@@ -1,10 +1,14 @@
 """Secure aggregation by pairwise additive masking (Bonawitz et al. 2017, without dropout shares).
 
-Each site turns its vector into fixed-point integers modulo 2^128 and adds, for every other
-site of the round, a mask that the pair derives from an X25519 key agreement: the site whose
-name sorts first adds it, the other subtracts it. Summed over the round's sites the masks
+Each site turns its vector into fixed-point integers modulo 2^128 and adds, for each of its
+neighbours in the round, a mask that the pair derives from an X25519 key agreement: the site
+whose name sorts first adds it, the other subtracts it. Summed over the round's sites the masks
 cancel, so the hub learns the sum of the vectors and nothing about any one of them (against a
 hub that follows the protocol but is curious; public keys pass through the hub unsigned).
+Up to 13 sites every pair is masked; beyond, each site masks with its 2·⌈log2 n⌉ nearest sites
+on a ring of the sorted names (:func:`neighbours`, as in SecAgg+): the graph stays connected,
+so only the total is revealed, but a hub colluding with all of a site's neighbours could
+unmask that site.
 
 The masks are a ChaCha20 key stream keyed by HKDF-SHA256 of the pair's shared secret, bound to
 the run, the round and the set of sites. When a site drops out the hub repeats the round with
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -150,6 +155,32 @@ class MaskingKey:
         return secret
 
 
+def neighbour_count(n_sites: int) -> int:
+    """How many peers each site masks with: all of them up to 13 sites, then 2·⌈log2 n⌉."""
+    if n_sites <= 13:
+        return max(n_sites - 1, 0)
+    return min(n_sites - 1, 2 * math.ceil(math.log2(n_sites)))
+
+
+def neighbours(me: str, sites: Sequence[str], k: int | None = None) -> list[str]:
+    """The peers ``me`` masks with: its ``k`` nearest sites on a ring of the sorted names.
+
+    The relation is symmetric (``a`` is ``b``'s neighbour exactly when ``b`` is ``a``'s), so
+    every pair's mask is added once and subtracted once, and the ring keeps the graph
+    connected: the hub learns only the sum of all the sites (SecAgg+'s sparse graph, which
+    costs each site O(log n) masks instead of n − 1).
+    """
+    ring = sorted(set(sites))
+    n = len(ring)
+    k = neighbour_count(n) if k is None else k
+    i = ring.index(me)
+    if k >= n - 1:
+        return [s for s in ring if s != me]
+    half = k // 2
+    chosen = {ring[(i + d) % n] for d in range(-half, half + 1) if d}
+    return sorted(chosen)
+
+
 def round_context(run_id: str, round_no: int, sites: Sequence[str]) -> bytes:
     """Bytes binding masks to one run, one round and one set of sites."""
     names = "\x1f".join(sorted(sites))
@@ -182,7 +213,8 @@ def mask(
     key : MaskingKey
         This site's key pair for the run.
     peers : mapping of str to str
-        Every other site of the round and its public key.
+        The sites this one masks with (its :func:`neighbours` in the round) and their public
+        keys.
     context : bytes
         :func:`round_context` of the round.
     """
