@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["views.py", "ingest.py", "features.py", "fed_heart_disease.py", "fed_latency.py"]
+BENCHMARKS = [
+    "views.py",
+    "ingest.py",
+    "features.py",
+    "fed_heart_disease.py",
+    "fed_latency.py",
+    "synth.py",
+]
 
 
 def main() -> int:
