@@ -421,16 +421,7 @@ def load_definition(path: str | Path) -> CohortDefinition | FeatureSet:
         Naming the file and the field for a syntax or schema error.
     """
     p = Path(path)
-    try:
-        raw = yamlio.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(
-            "no such file", rule="missing-input", location=Location(file=str(p))
-        ) from None
-    except Exception as exc:  # yaml.YAMLError and decoding errors
-        raise InputError(
-            f"not valid YAML: {exc}", rule="definition-syntax", location=Location(file=str(p))
-        ) from exc
+    raw = yamlio.load_file(p, "definition-syntax")
     if not isinstance(raw, dict) or not ("cardiobox_cohort" in raw or "cardiobox_features" in raw):
         raise InputError(
             "expected a cohort definition (cardiobox_cohort: 1) or a feature set "

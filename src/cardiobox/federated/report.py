@@ -21,13 +21,14 @@ reasons) is escaped: results hold names users chose.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from cardiobox import htmlparts
 from cardiobox.federated.hub import RunReport
 from cardiobox.quality import svg
 from cardiobox.xyplot import Series, xy_plot
@@ -125,27 +126,6 @@ def _json(value: Any, indent: bool = False) -> str:
     return orjson.dumps(value, option=option, default=str).decode()
 
 
-def _table(
-    header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()
-) -> str:
-    """An HTML table; ``header`` is escaped here, cells must already be HTML."""
-    num = set(numeric)
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="num">{c}</td>' if i in num else f"<td>{c}</td>" for i, c in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _section(sid: str, title: str, body: str) -> str:
-    return f'<section id="{sid}"><h2>{escape(title)}</h2>{body}</section>'
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
@@ -167,7 +147,7 @@ def _run_section(report: RunReport) -> str:
             status, why = "dropped", ""
         rho = report.rho.get(site)
         rows.append([escape(site), status, why, _fmt(rho)])
-    summary = _table(
+    summary = htmlparts.table(
         ["task", "run", "rounds", "seconds", "sites taking part"],
         [
             [
@@ -180,12 +160,12 @@ def _run_section(report: RunReport) -> str:
         ],
         (2, 3, 4),
     )
-    sites = _table(["site", "status", "reason", "ρ spent (zCDP)"], rows, (3,))
-    params = _table(
+    sites = htmlparts.table(["site", "status", "reason", "ρ spent (zCDP)"], rows, (3,))
+    params = htmlparts.table(
         ["parameter", "value"],
         ([escape(str(k)), _fmt(v)] for k, v in report.params.items()),
     )
-    return _section("run", "Run", summary + sites + "<h3>Parameters</h3>" + params)
+    return htmlparts.section("run", "Run", summary + sites + "<h3>Parameters</h3>" + params)
 
 
 # -- results by kind ------------------------------------------------------------------------------
@@ -196,7 +176,7 @@ def _coefficients(result: Mapping[str, Any]) -> str:
         [escape(str(term)), *(_fmt(result[k].get(term)) for k, _ in columns)]
         for term in coefficients
     ]
-    table = _table(["term", *(h for _, h in columns)], rows, range(1, len(columns) + 1))
+    table = htmlparts.table(["term", *(h for _, h in columns)], rows, range(1, len(columns) + 1))
     level = result.get("alpha")
     note = (
         f'<p class="small">Intervals at level {1 - level:.0%}.</p>'
@@ -204,7 +184,7 @@ def _coefficients(result: Mapping[str, Any]) -> str:
         else ""
     )
     stats = [(k, result[k]) for k in _FIT_STATISTICS if k in result]
-    fit = _table(["statistic", "value"], ([escape(k), _fmt(v)] for k, v in stats), (1,))
+    fit = htmlparts.table(["statistic", "value"], ([escape(k), _fmt(v)] for k, v in stats), (1,))
     per_site = ""
     if isinstance(result.get("per_site_n"), dict):
         keys = [k for k in ("per_site_n", "per_site_events", "per_site_concordance") if k in result]
@@ -213,15 +193,17 @@ def _coefficients(result: Mapping[str, Any]) -> str:
             for site in result["per_site_n"]
         ]
         headers = [k.removeprefix("per_site_") for k in keys]
-        per_site = "<h3>Per site</h3>" + _table(["site", *headers], rows, range(1, len(keys) + 1))
-    return _section("coefficients", "Coefficients", table + note + fit + per_site)
+        per_site = "<h3>Per site</h3>" + htmlparts.table(
+            ["site", *headers], rows, range(1, len(keys) + 1)
+        )
+    return htmlparts.section("coefficients", "Coefficients", table + note + fit + per_site)
 
 
 def _counts(result: Mapping[str, Any]) -> str:
     rows = [[escape(str(s)), _fmt(n)] for s, n in result["per_site"].items()]
     rows.append(["<strong>total</strong>", f"<strong>{_fmt(result.get('total'))}</strong>"])
     note = '<p class="small">– : below the site\'s minimum cell count (suppressed).</p>'
-    return _section("counts", "Counts", _table(["site", "n"], rows, (1,)) + note)
+    return htmlparts.section("counts", "Counts", htmlparts.table(["site", "n"], rows, (1,)) + note)
 
 
 def _describe(result: Mapping[str, Any]) -> str:
@@ -241,13 +223,13 @@ def _describe(result: Mapping[str, Any]) -> str:
             )
         parts.append(
             f"<h3>{escape(str(name))}</h3><div class='plots'>"
-            f"{_table(['statistic', 'value'], rows, (1,))}{plot}</div>"
+            f"{htmlparts.table(['statistic', 'value'], rows, (1,))}{plot}</div>"
         )
     note = (
         f'<p class="small">Histogram bins below {_fmt(result.get("suppressed_below"))} are '
         "suppressed (drawn empty).</p>"
     )
-    return _section("variables", "Variables", "".join(parts) + note)
+    return htmlparts.section("variables", "Variables", "".join(parts) + note)
 
 
 def _crosstab(result: Mapping[str, Any]) -> str:
@@ -257,7 +239,7 @@ def _crosstab(result: Mapping[str, Any]) -> str:
             for level, n in zip(result["levels"], result["counts"], strict=False)
         ]
         rows.append(["<strong>total</strong>", _fmt(result.get("total"))])
-        table = _table([str(result.get("row")), "n"], rows, (1,))
+        table = htmlparts.table([str(result.get("row")), "n"], rows, (1,))
     else:
         columns = [str(c) for c in result["column_levels"]]
         rows = [
@@ -274,7 +256,7 @@ def _crosstab(result: Mapping[str, Any]) -> str:
             ]
         )
         header = [f"{result.get('row')} \\ {result.get('column')}", *columns, "total"]
-        table = _table(header, rows, range(1, len(columns) + 2))
+        table = htmlparts.table(header, rows, range(1, len(columns) + 2))
     chi2 = result.get("chi2")
     test = ""
     if isinstance(chi2, dict):
@@ -286,7 +268,7 @@ def _crosstab(result: Mapping[str, Any]) -> str:
         f'<p class="small">– : cells below {_fmt(result.get("suppressed_below"))} and their '
         "complements are suppressed.</p>"
     )
-    return _section("table", "Contingency table", table + test + note)
+    return htmlparts.section("table", "Contingency table", table + test + note)
 
 
 def _km_curves(result: Mapping[str, Any]) -> list[Series]:
@@ -333,7 +315,7 @@ def _km(result: Mapping[str, Any]) -> str:
         [escape(str(label)), _fmt(g.get("n")), _fmt(g.get("events")), _fmt(g.get("median"))]
         for label, g in result["groups"].items()
     ]
-    table = _table(["group", "n", "events", "median"], rows, (1, 2, 3))
+    table = htmlparts.table(["group", "n", "events", "median"], rows, (1, 2, 3))
     test = result.get("logrank")
     logrank = ""
     if isinstance(test, dict):
@@ -341,7 +323,9 @@ def _km(result: Mapping[str, Any]) -> str:
             f"<p>Log-rank test: χ² = {_fmt(test.get('statistic'))}, df = "
             f"{_fmt(test.get('dof'))}, p = {_fmt(test.get('p'))}</p>"
         )
-    return _section("survival", "Survival", f"<div class='plots'>{plot}</div>{table}{logrank}")
+    return htmlparts.section(
+        "survival", "Survival", f"<div class='plots'>{plot}</div>{table}{logrank}"
+    )
 
 
 def _with_ci(value: Any, interval: Any) -> str:
@@ -416,7 +400,7 @@ def _evaluation(evaluation: Mapping[str, Any]) -> str:
     rows = [_metric_row("<strong>pooled</strong>", glob)]
     rows += [_metric_row(escape(str(s)), m) for s, m in per_site.items()]
     header = ["", "n", *(h for _, h in _METRICS)]
-    table = _table(header, rows, range(1, len(_METRICS) + 2))
+    table = htmlparts.table(header, rows, range(1, len(_METRICS) + 2))
     where = evaluation.get("evaluated_on")
     note = (
         f"<p>Evaluated on {escape(str(where))}. Intervals: percentile bootstrap (pooled: Poisson "
@@ -426,7 +410,7 @@ def _evaluation(evaluation: Mapping[str, Any]) -> str:
     )
     plots = _roc_plot(glob) + _calibration_plot(glob)
     plots_html = f"<div class='plots'>{plots}</div>" if plots else ""
-    return _section("evaluation", "Evaluation", note + table + plots_html)
+    return htmlparts.section("evaluation", "Evaluation", note + table + plots_html)
 
 
 def _history(history: Sequence[Mapping[str, Any]]) -> str:
@@ -448,12 +432,14 @@ def _history(history: Sequence[Mapping[str, Any]]) -> str:
         x_label=x_label,
         y_label="mean log-loss",
     )
-    return _section("history", "Training", f"<div class='plots'>{plot}</div>")
+    return htmlparts.section("history", "Training", f"<div class='plots'>{plot}</div>")
 
 
 def _result_sections(task: str, result: Mapping[str, Any] | None) -> list[str]:
     if result is None:
-        return [_section("result", "Result", "<p>No result: the run stopped (see above).</p>")]
+        return [
+            htmlparts.section("result", "Result", "<p>No result: the run stopped (see above).</p>")
+        ]
     sections = []
     if isinstance(result.get("coefficients"), dict):
         sections.append(_coefficients(result))
@@ -477,7 +463,7 @@ def _result_sections(task: str, result: Mapping[str, Any] | None) -> list[str]:
         if len(text) <= MAX_INLINE_JSON
         else f'<p class="small">The result ({len(text):,} characters) is in report.json.</p>'
     )
-    sections.append(_section("json", "Result (JSON)", raw))
+    sections.append(htmlparts.section("json", "Result (JSON)", raw))
     return sections
 
 

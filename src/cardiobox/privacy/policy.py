@@ -213,16 +213,7 @@ def load_policy(path: str | Path | None) -> SitePolicy:
     if path is None:
         return SitePolicy()
     p = Path(path)
-    try:
-        raw: Any = yamlio.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(
-            "no such file", rule="missing-input", location=Location(file=str(p))
-        ) from None
-    except Exception as exc:  # yaml.YAMLError and decoding errors
-        raise InputError(
-            f"not valid YAML: {exc}", rule="policy-syntax", location=Location(file=str(p))
-        ) from exc
+    raw: Any = yamlio.load_file(p, "policy-syntax")
     if not isinstance(raw, dict) or "cardiobox_policy" not in raw:
         raise InputError(
             "expected a site policy (a mapping with cardiobox_policy: 1)",

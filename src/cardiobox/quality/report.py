@@ -8,13 +8,13 @@ plots, no script and no external resource, so it can be opened offline at the si
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from cardiobox import htmlparts
 from cardiobox.cdm.dictionary import Category
 from cardiobox.quality import svg
 from cardiobox.quality.completeness import completeness_json
@@ -360,17 +360,6 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}".rstrip("0").rstrip(".") + " %"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], num: Sequence[int] = ()) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = "".join(
-            f'<td class="num">{c}</td>' if i in num else f"<td>{c}</td>" for i, c in enumerate(row)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
 def _examples(c: CheckResult) -> str:
     if not c.examples:
         return ""
@@ -406,7 +395,7 @@ def _summary_section(result: QualityResult) -> str:
         f"{_count(total['fail'], 'fail')} failing, {_count(total['pass'], 'pass')} passing, "
         f"{total['not-applicable']} not applicable (nothing to check).</p>"
     )
-    table = _table(["site", "category", "fail", "pass", "not applicable"], rows, (2, 3, 4))
+    table = htmlparts.table(["site", "category", "fail", "pass", "not applicable"], rows, (2, 3, 4))
     return f'<section id="summary"><h2>Summary</h2>{text}{table}</section>'
 
 
@@ -420,7 +409,7 @@ def _failing_section(result: QualityResult) -> str:
     if not failing:
         body = "<p>No check fails.</p>"
     else:
-        body = _table(
+        body = htmlparts.table(
             ["site", "check", "category", "severity", "failing", "%", "threshold", "examples"],
             (
                 [
@@ -534,7 +523,7 @@ def _distributions_section(result: QualityResult) -> str:
                 for x, lab in zip(ranges.get(d["variable"], ()), ("low", "high"), strict=False)
             ]
             plot = svg.histogram(h["edges"], h["counts"], h["scale"], d["unit"] or "", marks)
-        stats = _table(
+        stats = htmlparts.table(
             ["n", "mean", "sd", "min", "p05", "median", "p95", "max"],
             [
                 [f"{d['n']:,}"]
@@ -576,7 +565,7 @@ def _store_section(result: QualityResult) -> str:
             f"loads: {st.get('loads', 0)}.</p>"
         )
         parts.append(
-            _table(
+            htmlparts.table(
                 ["resource type", "resources", "patients"],
                 (
                     [escape(t), f"{c['resources']:,}", f"{c['patients']:,}"]
@@ -587,7 +576,7 @@ def _store_section(result: QualityResult) -> str:
         )
         parts.append("<h4>Quarantine by rule</h4>")
         parts.append(
-            _table(
+            htmlparts.table(
                 ["rule", "resource type", "items"],
                 (
                     [escape(q["rule"]), escape(q["resource_type"]), f"{q['items']:,}"]
@@ -600,7 +589,7 @@ def _store_section(result: QualityResult) -> str:
         )
         parts.append("<h4>Findings by rule</h4>")
         parts.append(
-            _table(
+            htmlparts.table(
                 ["severity", "rule", "resource type", "element", "findings", "resources"],
                 (
                     [
@@ -643,7 +632,7 @@ def _all_checks_section(result: QualityResult) -> str:
         )
         parts.append(
             f"<details><summary>{cat} ({label})</summary>"
-            + _table(
+            + htmlparts.table(
                 [
                     "site",
                     "check",
@@ -679,7 +668,7 @@ def _thresholds_section(result: QualityResult) -> str:
         '<section id="thresholds"><h2>Thresholds</h2>'
         "<p>A check passes when its share of failing rows is at most its threshold. "
         f"Thresholds file: {source}.</p>"
-        + _table(["category", "default", "in force"], rows, (1, 2))
+        + htmlparts.table(["category", "default", "in force"], rows, (1, 2))
         + extra
         + "</section>"
     )

@@ -594,16 +594,7 @@ class Domain(_Strict):
             For a missing file, a syntax error or a schema error, naming the file and field.
         """
         p = Path(path)
-        try:
-            raw = yamlio.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DomainError(
-                "no such file", rule="missing-input", location=Location(file=str(p))
-            ) from None
-        except Exception as exc:  # yaml.YAMLError and decoding errors
-            raise DomainError(
-                f"not valid YAML: {exc}", rule="domain-syntax", location=Location(file=str(p))
-            ) from exc
+        raw = yamlio.load_file(p, "domain-syntax", DomainError)
         return cls.from_dict(raw, source=str(p))
 
 

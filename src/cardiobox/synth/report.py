@@ -15,7 +15,7 @@ holder unless reviewed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from cardiobox import __version__
+from cardiobox import __version__, htmlparts
 from cardiobox.quality import svg
 from cardiobox.synth.evaluate import Evaluation, Marginal, ModelUtility, Versus
 from cardiobox.synth.gate import DEFAULT_THRESHOLDS, GateResult, Thresholds, check_release
@@ -108,24 +108,6 @@ def _pct(x: float | None) -> str:
     return _fmt(None) if x is None else f"{100 * x:.1f} %"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], num: Sequence[int] = ()) -> str:
-    """An HTML table; header texts are escaped here, cells must arrive escaped."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="num">{c}</td>' if i in num else f"<td>{c}</td>" for i, c in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _section(sid: str, title: str, body: str) -> str:
-    return f'<section id="{sid}"><h2>{escape(title)}</h2>{body}</section>'
-
-
 def _ceiling(x: float) -> float:
     """The smallest 1, 2 or 5 times a power of ten at or above ``x`` (an axis end)."""
     if not x > 0:
@@ -156,7 +138,7 @@ def _summary(result: Evaluation, gate: GateResult) -> str:
         else '<p class="verdict fail">Release gate: REFUSED — '
         f"{len(gate.failures)} threshold{'s' if len(gate.failures) != 1 else ''} failed</p>"
     )
-    checks = _table(
+    checks = htmlparts.table(
         ["threshold", "measure", "value", "limit", "result"],
         (
             [
@@ -174,7 +156,7 @@ def _summary(result: Evaluation, gate: GateResult) -> str:
         checks = "<p>No thresholds were set: the gate checked nothing.</p>"
     g = result.guarantee
     if g:
-        guarantee = _table(
+        guarantee = htmlparts.table(
             ["mechanism", "ε", "δ", "ρ (zCDP)"],
             [
                 [
@@ -203,7 +185,9 @@ def _summary(result: Evaluation, gate: GateResult) -> str:
             '<p class="fail">No privacy guarantee was recorded with the synthetic table: '
             "treat it as not private.</p>"
         )
-    rows = _table(["table", "rows"], ([escape(k), str(v)] for k, v in result.rows.items()), (1,))
+    rows = htmlparts.table(
+        ["table", "rows"], ([escape(k), str(v)] for k, v in result.rows.items()), (1,)
+    )
     f = result.fidelity
     key = [
         _versus_row("mean 1-way TVD", f.one_way_mean),
@@ -211,7 +195,7 @@ def _summary(result: Evaluation, gate: GateResult) -> str:
         _versus_row("worst 2-way TVD", f.two_way_max),
         _versus_row("mean |ΔV| (Cramér's V)", f.association_mean),
     ]
-    measures = _table(["measure (lower is closer)", *_SERIES], key, (1, 2, 3))
+    measures = htmlparts.table(["measure (lower is closer)", *_SERIES], key, (1, 2, 3))
     oor = ""
     if any(result.out_of_range.values()):
         items = "".join(
@@ -225,7 +209,7 @@ def _summary(result: Evaluation, gate: GateResult) -> str:
             "<p>Values outside the domain, coded OUT_OF_RANGE (never clipped into a bin):</p>"
             f"<ul>{items}</ul>"
         )
-    return _section(
+    return htmlparts.section(
         "summary",
         "Summary",
         verdict
@@ -267,7 +251,7 @@ def _fidelity(result: Evaluation) -> str:
         [(c, [v.synthetic, v.noise_floor, v.independent]) for c, v in f.one_way.items()]
     )
     one_chart = svg.hbar_chart(one_rows, _LEGEND, maximum=top)
-    one_table = _table(
+    one_table = htmlparts.table(
         ["column", *_SERIES], (_versus_row(c, v, True) for c, v in f.one_way.items()), (1, 2, 3)
     )
     parts = [
@@ -287,7 +271,7 @@ def _fidelity(result: Evaluation) -> str:
         parts.append(f"<h3>2-way TVD: the {len(worst)} worst pairs</h3>")
         parts.append(f'<div class="plots">{svg.hbar_chart(pair_rows, _LEGEND, maximum=top)}</div>')
         parts.append(
-            _table(
+            htmlparts.table(
                 ["pair", *_SERIES, "Cramér's V (train)", "|ΔV| synthetic", "|ΔV| holdout"],
                 (
                     [
@@ -331,7 +315,7 @@ def _fidelity(result: Evaluation) -> str:
         "(percent of rows)</h3>"
     )
     parts.append(f'<div class="plots">{cards}</div>')
-    return _section("fidelity", "Fidelity", "".join(parts))
+    return htmlparts.section("fidelity", "Fidelity", "".join(parts))
 
 
 def _roc_series(models: Sequence[ModelUtility]) -> list[Series]:
@@ -350,7 +334,7 @@ def _roc_series(models: Sequence[ModelUtility]) -> list[Series]:
 def _utility(result: Evaluation) -> str:
     u = result.utility
     if u is None:
-        return _section(
+        return htmlparts.section(
             "utility",
             "Utility",
             "<p>No outcome column was given: utility was not measured.</p>",
@@ -362,7 +346,7 @@ def _utility(result: Evaluation) -> str:
         "real training table (TRTR) and on the independent baseline; logistic regression on "
         "one-hot codes, histogram gradient boosting on the codes, fixed seeds.</p>"
     )
-    table = _table(
+    table = htmlparts.table(
         ["model", "TSTR AUROC", "TRTR AUROC", "TSTR / TRTR", "independent baseline AUROC"],
         (
             [
@@ -401,7 +385,7 @@ def _utility(result: Evaluation) -> str:
         if series
         else ""
     )
-    return _section(
+    return htmlparts.section(
         "utility", "Utility", intro + table + note_html + f'<div class="plots">{plot}</div>'
     )
 
@@ -416,7 +400,7 @@ def _privacy(result: Evaluation) -> str:
         "table that does not copy its training rows lies no closer to them than a holdout "
         "does.</p>"
     )
-    table = _table(
+    table = htmlparts.table(
         ["measure", "synthetic", "holdout (reference)"],
         [
             [
@@ -473,7 +457,7 @@ def _privacy(result: Evaluation) -> str:
         diagonal=True,
         legend="bottom-right",
     )
-    return _section(
+    return htmlparts.section(
         "privacy",
         "Privacy",
         intro + table + mia + f'<div class="plots">{dcr_plot}{mia_plot}</div>',
