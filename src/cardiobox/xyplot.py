@@ -246,3 +246,18 @@ def _legend(series: Sequence[Series], corner: Corner, area: tuple[int, int, int,
             f'<text x="{right - 18}" y="{y}" text-anchor="end">{escape(s.name)}</text>'
         )
     return "".join(out)
+
+
+def roc_plot(series: Sequence[Series], title: str, width: int = 440) -> str:
+    """ROC curves (false- against true-positive rate) on the unit square, with the diagonal."""
+    return xy_plot(
+        series,
+        title=title,
+        x_label="false-positive rate",
+        y_label="true-positive rate",
+        x_range=(0.0, 1.0),
+        y_range=(0.0, 1.0),
+        diagonal=True,
+        legend="bottom-right",
+        width=width,
+    )

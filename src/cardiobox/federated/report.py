@@ -31,7 +31,7 @@ import orjson
 from cardiobox import htmlparts
 from cardiobox.federated.hub import RunReport
 from cardiobox.quality import svg
-from cardiobox.xyplot import Series, xy_plot
+from cardiobox.xyplot import Series, roc_plot, xy_plot
 
 #: Results whose JSON is larger than this are not repeated in the HTML (see report.json).
 MAX_INLINE_JSON = 200_000
@@ -356,16 +356,7 @@ def _roc_plot(glob: Mapping[str, Any]) -> str:
     label = f"pooled, AUROC {_plain(glob.get('auroc'))}"
     if isinstance(ci, list):
         label += f" [{_plain(ci[0])}, {_plain(ci[1])}]"
-    return xy_plot(
-        [Series(label, points)],
-        title="ROC curve (pooled)",
-        x_label="false-positive rate",
-        y_label="true-positive rate",
-        x_range=(0.0, 1.0),
-        y_range=(0.0, 1.0),
-        diagonal=True,
-        legend="bottom-right",
-    )
+    return roc_plot([Series(label, points)], "ROC curve (pooled)")
 
 
 def _calibration_plot(glob: Mapping[str, Any]) -> str:

@@ -27,7 +27,7 @@ from cardiobox import __version__, htmlparts
 from cardiobox.quality import svg
 from cardiobox.synth.evaluate import Evaluation, Marginal, ModelUtility, Versus
 from cardiobox.synth.gate import DEFAULT_THRESHOLDS, GateResult, Thresholds, check_release
-from cardiobox.xyplot import Series, xy_plot
+from cardiobox.xyplot import Series, roc_plot, xy_plot
 
 SCHEMA_VERSION = "cardiobox.synth-report/1"
 #: Columns whose marginals are drawn (the largest 1-way TVD first).
@@ -370,21 +370,7 @@ def _utility(result: Evaluation) -> str:
             + "</p>"
         )
     series = _roc_series(u.models)
-    plot = (
-        xy_plot(
-            series,
-            title="ROC curves on the real holdout",
-            x_label="false-positive rate",
-            y_label="true-positive rate",
-            x_range=(0.0, 1.0),
-            y_range=(0.0, 1.0),
-            diagonal=True,
-            legend="bottom-right",
-            width=520,
-        )
-        if series
-        else ""
-    )
+    plot = roc_plot(series, "ROC curves on the real holdout", width=520) if series else ""
     return htmlparts.section(
         "utility", "Utility", intro + table + note_html + f'<div class="plots">{plot}</div>'
     )
