@@ -611,6 +611,7 @@ def run_tour(
         f"[bold]cardiobox store quarantine --site {db}[/], [bold]cardiobox views list[/], "
         f"quality reports in [bold]{workdir}/*_quality/quality.html[/], "
         f"analysis tables in [bold]{workdir}/*.parquet[/], [bold]cardiobox cohort library[/], "
-        "[bold]cardiobox --help[/]"
+        f"[bold]cardiobox fed audit {workdir}/hospital_es.duckdb[/], the synthetic-data report "
+        f"in [bold]{workdir}/synthetic_es_report/report.html[/], [bold]cardiobox --help[/]"
     )
     return summary
