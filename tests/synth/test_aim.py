@@ -2,48 +2,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.synth.cleveland import cleveland_codes, mean_tvd
 
 from cardiobox.privacy.zcdp import PrivacyParameterError, eps_delta_to_rho, gaussian_sigma
 from cardiobox.synth.aim import candidate_weights, fit_aim
-from cardiobox.synth.marginals import CodesError, MechanismError, marginal
+from cardiobox.synth.marginals import CodesError, MechanismError
 from cardiobox.synth.mst import fit_mst
-
-CLEVELAND = Path(__file__).resolve().parents[2] / "data/uci_heart_disease/processed.cleveland.data"
-NUMERIC = {0, 3, 4, 7, 9}
-
-
-def cleveland_codes() -> tuple[np.ndarray, list[int]]:
-    """The Cleveland table coded: 10 equal-width bins, categories in order, missing last."""
-    raw = np.genfromtxt(CLEVELAND, delimiter=",", missing_values="?", filling_values=np.nan)
-    columns, sizes = [], []
-    for j in range(raw.shape[1]):
-        values = raw[:, j]
-        missing = np.isnan(values)
-        if j in NUMERIC:
-            low, high = np.nanmin(values), np.nanmax(values)
-            filled = np.where(missing, low, values)
-            code = np.minimum(np.floor((filled - low) / (high - low) * 10), 9).astype(np.int64)
-            size = 10
-        else:
-            categories = np.unique(values[~missing])
-            code = np.searchsorted(categories, np.where(missing, categories[0], values))
-            size = len(categories)
-        columns.append(np.where(missing, size, code))
-        sizes.append(size + int(missing.any()))
-    return np.stack(columns, axis=1), sizes
-
-
-def mean_tvd(real: np.ndarray, synthetic: np.ndarray, sizes: list[int], k: int) -> float:
-    distances = []
-    for clique in itertools.combinations(range(len(sizes)), k):
-        p = marginal(real, sizes, clique)
-        q = marginal(synthetic, sizes, clique)
-        distances.append(0.5 * np.abs(p / p.sum() - q / q.sum()).sum())
-    return float(np.mean(distances))
 
 
 def chain_data(seed: int, n: int, d: int = 5, k: int = 3) -> tuple[np.ndarray, list[int]]:
