@@ -39,6 +39,7 @@ def _register() -> None:
         fed_cmd,
         hub_cmd,
         ingest_cmd,
+        nlp_cmd,
         node_cmd,
         quality_cmd,
         store_cmd,
@@ -56,6 +57,7 @@ def _register() -> None:
     app.add_typer(hub_cmd.app, name="hub")
     app.add_typer(node_cmd.app, name="node")
     app.add_typer(synth_cmd.app, name="synth")
+    app.add_typer(nlp_cmd.app, name="nlp")
     app.command("demo")(demo_cmd.demo)
 
 

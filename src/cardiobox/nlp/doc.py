@@ -1,0 +1,159 @@
+"""Turning a note into a spaCy ``Doc``: clinical tokenisation and sentences, per language.
+
+The tokenizer is spaCy's for the language with clinical rules on top, read from
+``lang/<code>/tokenizer.yaml``:
+
+- units stay one token (``mg/dL``, ``mg/24h``, ``mg/zi``, ``mL/min/1,73m2``), as do numbers
+  with a decimal comma or point (``2,5``) and blood pressures (``120/70``);
+- every other punctuation between letters or digits is split off, so that entity boundaries
+  written by annotators (``aurículo-ventricular``, ``(BAV)``) fall on token edges;
+- the language's abbreviations (``p. ej.``, ``aprox.``, ``Dr.``) keep their full stop, so that
+  they end no sentence.
+
+Sentences come from a rule sentencizer that also breaks at line ends. Span groups that the
+components fill are named by the constants below.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+import spacy
+from spacy.language import Language
+from spacy.tokenizer import Tokenizer
+from spacy.tokens import Doc, Span
+from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
+
+from cardiobox.nlp.languages import check_language, load_language_file
+
+#: Span group with the entities (labels DISEASE, SYMPTOM, PROCEDURE, MEDICATION); may overlap.
+ENTITIES = "entities"
+#: Span group with the measurements (label = the data-model variable id).
+MEASUREMENTS = "measurements"
+#: Span group with identifiers found by de-identification (label = the kind of identifier).
+IDENTIFIERS = "identifiers"
+#: Span group with one span per section body (label = the canonical section name).
+SECTIONS = "sections"
+
+ENTITY_TYPES: tuple[str, ...] = ("DISEASE", "SYMPTOM", "PROCEDURE", "MEDICATION")
+
+_UNIT = r"(?:[µμ]?[a-zA-Z]{1,4}|%|\d+h)"
+_TOKEN_MATCH = re.compile(
+    r"^(?:"
+    r"\d+(?:[.,]\d+)?/\d+(?:[.,]\d+)?"  # 120/70, 2,5/5
+    r"|\d+[.,]\d+"  # 2,5  3.75
+    rf"|{_UNIT}(?:/[\d,.]*{_UNIT})+"  # mg/dL, mg/24h, mL/min/1,73m2, mg/zi
+    r")$"
+)
+# Split punctuation off between any two characters (spaCy's defaults split less).
+_EXTRA_INFIXES = [r"(?<=[\w\)\]])[\-–/+=:;,()\[\]](?=[\w\(\[])", r"(?<=\w)[.](?=[A-ZÁÉÍÓÚÄÖÅČŘŠŽ])"]
+_EXTRA_PREFIXES = [r"[\-–+=/*]"]
+_EXTRA_SUFFIXES = [r"[\-–+=/*]"]
+
+
+@cache
+def blank_pipeline(lang: str) -> Language:
+    """A spaCy pipeline for ``lang`` with the clinical tokenizer and sentencizer (cached).
+
+    Parameters
+    ----------
+    lang : str
+        Language code (``es``, ``en``, ``it``, ``nl``, ``sv``, ``cs``, ``ro``).
+
+    Returns
+    -------
+    spacy.language.Language
+        A blank pipeline whose only component is a sentencizer.
+    """
+    code = check_language(lang)
+    nlp = spacy.blank(code)
+    configure_tokenizer(nlp, code)
+    nlp.add_pipe("sentencizer", config={"punct_chars": [".", "!", "?", "\n", ";"]})
+    return nlp
+
+
+def configure_tokenizer(nlp: Language, lang: str) -> None:
+    """Install the clinical tokenisation rules of ``lang`` into ``nlp``'s tokenizer.
+
+    Parameters
+    ----------
+    nlp : spacy.language.Language
+        The pipeline to change in place.
+    lang : str
+        Language code whose ``tokenizer.yaml`` supplies the abbreviations.
+    """
+    tokenizer = nlp.tokenizer
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError(f"expected spaCy's rule tokenizer, got {type(tokenizer).__name__}")
+    defaults = nlp.Defaults
+    infixes: list[Any] = [*(defaults.infixes or []), *_EXTRA_INFIXES]
+    prefixes: list[Any] = [*(defaults.prefixes or []), *_EXTRA_PREFIXES]
+    suffixes: list[Any] = [*(defaults.suffixes or []), *_EXTRA_SUFFIXES]
+    tokenizer.infix_finditer = compile_infix_regex(infixes).finditer
+    tokenizer.prefix_search = compile_prefix_regex(prefixes).search
+    tokenizer.suffix_search = compile_suffix_regex(suffixes).search
+    tokenizer.token_match = _TOKEN_MATCH.match
+    data = load_language_file(lang, "tokenizer")
+    for abbreviation in data.get("abbreviations", []):
+        text = str(abbreviation)
+        tokenizer.add_special_case(text, [{"ORTH": text}])
+        tokenizer.add_special_case(text.capitalize(), [{"ORTH": text.capitalize()}])
+
+
+def make_doc(text: str, lang: str, model: Language | None = None, sentences: bool = True) -> Doc:
+    """Tokenise ``text`` and split it into sentences, with empty span groups ready.
+
+    Parameters
+    ----------
+    text : str
+        The note.
+    lang : str
+        Its language code.
+    model : spacy.language.Language, optional
+        A trained pipeline whose vocabulary (and static vectors) the document must share;
+        its tokenizer must carry the same clinical rules (see :func:`configure_tokenizer`).
+    sentences : bool
+        Mark sentences now. Entity taggers never let an entity cross a sentence start, and
+        annotated entities do cross a ``;`` or a line end now and then, so the tagger runs on
+        an unsplit document and :func:`split_sentences` runs after it.
+
+    Returns
+    -------
+    spacy.tokens.Doc
+        The document, with ``doc.lang_`` set and sentences marked.
+    """
+    doc = (model or blank_pipeline(lang)).make_doc(text)
+    if sentences:
+        split_sentences(doc)
+    for group in (ENTITIES, MEASUREMENTS, IDENTIFIERS, SECTIONS):
+        doc.spans[group] = []
+    return doc
+
+
+def split_sentences(doc: Doc) -> Doc:
+    """Mark sentence starts in ``doc`` (full stops, ``!``, ``?``, ``;`` and line ends)."""
+    sentencizer = blank_pipeline(doc.lang_).get_pipe("sentencizer")
+    return sentencizer(doc)
+
+
+#: Attributes that components set on spans, with their defaults.
+SPAN_EXTENSIONS: dict[str, object] = {
+    "negated": False,
+    "uncertain": False,
+    "historical": False,
+    "family": False,
+    "code": None,  # "system|code", e.g. "http://hl7.org/fhir/sid/icd-10|I50"
+    "variable": None,  # data-model variable id
+    "value": None,  # measurements: number in the canonical unit
+    "unit": None,
+    "value_code": None,  # measurements with a coded answer ("system|code")
+}
+
+
+def register_span_extensions() -> None:
+    """Register the span attributes every component may set (idempotent)."""
+    for name, default in SPAN_EXTENSIONS.items():
+        if not Span.has_extension(name):
+            Span.set_extension(name, default=default)

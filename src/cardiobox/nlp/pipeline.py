@@ -1,0 +1,162 @@
+"""The whole note pipeline: entities, codes, sections, context and measurements.
+
+For a language with a trained model (``es``, ``en``, ``it`` ship one) the entities come from
+the model's taggers; for the others (``nl``, ``sv``, ``cs``, ``ro``) from the lexicon
+recogniser built from the data model's seven-language names and the drug lexicon. Then, in
+order: codes for the entities (:mod:`~cardiobox.nlp.link`), sentences, sections
+(:mod:`~cardiobox.nlp.sections`), negation, uncertainty, history and family
+(:mod:`~cardiobox.nlp.context`), and measurements (:mod:`~cardiobox.nlp.measurements`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator
+from functools import cache
+from pathlib import Path
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from cardiobox.nlp.context import apply_context
+from cardiobox.nlp.doc import make_doc, register_span_extensions, split_sentences
+from cardiobox.nlp.langid import language_scores
+from cardiobox.nlp.languages import LANGUAGE_NAMES, check_language
+from cardiobox.nlp.lexicon import LexiconRecognizer
+from cardiobox.nlp.link import link
+from cardiobox.nlp.measurements import extract_measurements
+from cardiobox.nlp.ner import load_pipeline, predict_entities
+from cardiobox.nlp.sections import split_sections
+
+MODELS_DIR = Path(__file__).parent / "models"
+
+#: Notes larger than this are refused (a note is not a book; split it first).
+MAX_NOTE_CHARS = 2_000_000
+
+
+class LanguageMismatchWarning(UserWarning):
+    """A note that reads as another language than the one declared."""
+
+
+def model_path(lang: str) -> Path | None:
+    """Folder of the shipped entity model for ``lang``, or ``None`` when there is none."""
+    path = MODELS_DIR / check_language(lang)
+    return path if (path / "config.cfg").is_file() else None
+
+
+@cache
+def entity_model(lang: str) -> Language | None:
+    """The shipped entity model of ``lang`` (loaded once), or ``None``."""
+    path = model_path(lang)
+    return load_pipeline(path) if path is not None else None
+
+
+class NotePipeline:
+    """Annotate notes of one language.
+
+    Parameters
+    ----------
+    lang : str
+        Language of the notes.
+    model : str, Path or None
+        Entity model folder; ``"shipped"`` (default) uses the shipped model of the language if
+        there is one, ``None`` uses the lexicon recogniser only.
+    batch_size : int
+        Notes tagged together.
+    check_language : bool
+        Warn (:class:`LanguageMismatchWarning`) when a note reads as another language.
+    """
+
+    def __init__(
+        self,
+        lang: str,
+        model: str | Path | None = "shipped",
+        batch_size: int = 16,
+        check_language: bool = True,
+    ) -> None:
+        self.lang = check_language_code(lang)
+        self.batch_size = batch_size
+        self.check_language = check_language
+        if model == "shipped":
+            self.model = entity_model(self.lang)
+        elif model is None:
+            self.model = None
+        else:
+            self.model = load_pipeline(model)
+            if self.model.lang != self.lang:
+                raise ValueError(f"model {model} is for {self.model.lang!r}, not {self.lang!r}")
+        self.lexicon = LexiconRecognizer(self.lang)
+        register_span_extensions()
+
+    @property
+    def entity_source(self) -> str:
+        """``model`` or ``lexicon``: where the entities come from."""
+        return "model" if self.model is not None else "lexicon"
+
+    def _check(self, text: str, index: int) -> None:
+        if len(text) > MAX_NOTE_CHARS:
+            raise ValueError(
+                f"note {index}: {len(text):,} characters, above the limit of "
+                f"{MAX_NOTE_CHARS:,}; split it into smaller notes"
+            )
+        if self.check_language and len(text) >= 100:
+            scores = language_scores(text)
+            detected = max(scores, key=lambda lang: scores[lang])
+            # Clearly another language: twice the declared one's function words, or more.
+            if detected != self.lang and scores[detected] > 2 * scores[self.lang] + 2:
+                warnings.warn(
+                    f"note {index} reads as {LANGUAGE_NAMES[detected]} ({detected}), not "
+                    f"{LANGUAGE_NAMES[self.lang]} as declared; entities may be missed",
+                    LanguageMismatchWarning,
+                    stacklevel=3,
+                )
+
+    def _finish(self, doc: Doc) -> Doc:
+        if self.model is None:
+            self.lexicon(doc)
+        link(doc)
+        split_sentences(doc)
+        split_sections(doc)
+        extract_measurements(doc)
+        apply_context(doc)
+        return doc
+
+    def pipe(self, texts: Iterable[str]) -> Iterator[Doc]:
+        """Annotate notes in batches, in order.
+
+        Parameters
+        ----------
+        texts : iterable of str
+            The notes.
+
+        Yields
+        ------
+        Doc
+            One annotated document per note.
+        """
+        batch: list[Doc] = []
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"note {index}: expected text, got {type(text).__name__}")
+            self._check(text, index)
+            batch.append(make_doc(text, self.lang, self.model, sentences=False))
+            if len(batch) == self.batch_size:
+                yield from self._run(batch)
+                batch = []
+        if batch:
+            yield from self._run(batch)
+
+    def _run(self, batch: list[Doc]) -> Iterator[Doc]:
+        if self.model is not None:
+            predict_entities(self.model, batch, self.batch_size)
+        for doc in batch:
+            yield self._finish(doc)
+
+    def __call__(self, text: str) -> Doc:
+        """Annotate one note."""
+        return next(self.pipe([text]))
+
+
+def check_language_code(lang: str) -> str:
+    """Alias of :func:`cardiobox.nlp.languages.check_language` (kept short for the CLI)."""
+    return check_language(lang)

@@ -1,0 +1,128 @@
+"""`cardiobox nlp`: evaluate, annotate and deid from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cardiobox.cli.main import app
+
+runner = CliRunner()
+
+
+def _notes(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "a.txt").write_text(
+        "Paciente con insuficiencia cardíaca. Niega disnea. Toma furosemida. FEVI 35 %.",
+        encoding="utf-8",
+    )
+    (folder / "b.txt").write_text("Sin dolor torácico.", encoding="utf-8")
+    return folder
+
+
+def test_annotate_brat_then_evaluate_against_itself(tmp_path: Path) -> None:
+    notes = _notes(tmp_path / "notes")
+    out = tmp_path / "brat"
+    result = runner.invoke(
+        app,
+        [
+            "nlp",
+            "annotate",
+            str(notes),
+            "--lang",
+            "es",
+            "--format",
+            "brat",
+            "--out",
+            str(out),
+            "--model",
+            "lexicon",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["notes"] == 2 and summary["negated"] >= 2
+    ann = (out / "a.ann").read_text(encoding="utf-8")
+    assert "DISEASE" in ann and "Negated" in ann
+    result = runner.invoke(
+        app, ["nlp", "evaluate", "--gold", str(out), "--pred", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["strict"]["micro"]["f1"] == 1.0
+
+
+def test_annotate_jsonl_and_fhir(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(
+        json.dumps({"id": "n1", "patient_id": "p1", "text": "No toma furosemida."}) + "\n",
+        encoding="utf-8",
+    )
+    for fmt, name in (("jsonl", "annotations.jsonl"), ("fhir", "resources.ndjson")):
+        out = tmp_path / fmt
+        result = runner.invoke(
+            app,
+            [
+                "nlp",
+                "annotate",
+                str(notes),
+                "--lang",
+                "es",
+                "--format",
+                fmt,
+                "--out",
+                str(out),
+                "--model",
+                "lexicon",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        first = json.loads((out / name).read_text(encoding="utf-8").splitlines()[0])
+        if fmt == "jsonl":
+            assert first["entities"][0]["negated"] is True
+        else:
+            assert first["resourceType"] == "MedicationStatement"
+            assert first["subject"]["reference"] == "Patient/p1"
+
+
+def test_annotate_bad_input_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1}\n', encoding="utf-8")
+    result = runner.invoke(
+        app, ["nlp", "annotate", str(bad), "--lang", "es", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "bad.jsonl:1" in result.output and "note-schema" in result.output
+    result = runner.invoke(
+        app, ["nlp", "annotate", str(bad), "--lang", "de", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "not supported" in result.output
+
+
+def test_deid_command(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "x.txt").write_text(
+        "Paciente Juan Pérez García, ingresa el 12/03/2021. Teléfono 612 345 678.",
+        encoding="utf-8",
+    )
+    result = runner.invoke(
+        app,
+        [
+            "nlp",
+            "deid",
+            str(notes),
+            "--lang",
+            "es",
+            "--out",
+            str(tmp_path / "out"),
+            "--mode",
+            "mask",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "out" / "x.txt").read_text(encoding="utf-8")
+    assert "Pérez" not in text and "612 345 678" not in text and "12/03/2021" not in text

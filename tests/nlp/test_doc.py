@@ -1,0 +1,42 @@
+"""Clinical tokenisation and sentences in every language."""
+
+from __future__ import annotations
+
+import pytest
+
+from cardiobox.nlp.doc import make_doc
+from cardiobox.nlp.languages import LANGUAGES, LanguageError, check_language
+
+
+def _tokens(text: str, lang: str = "es") -> list[str]:
+    return [t.text for t in make_doc(text, lang) if not t.is_space]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_units_numbers_and_pressures_stay_whole(lang: str) -> None:
+    tokens = _tokens("TA 120/70 mmHg, creat 1,2 mg/dL, furosemida 40 mg/24h, 20 mg/zi.", lang)
+    for whole in ("120/70", "1,2", "mg/dL", "mg/24h", "mg/zi"):
+        assert whole in tokens
+
+
+def test_punctuation_inside_words_is_split_for_entity_edges() -> None:
+    assert _tokens("bloqueo aurículo-ventricular (BAV)") == [
+        "bloqueo",
+        "aurículo",
+        "-",
+        "ventricular",
+        "(",
+        "BAV",
+        ")",
+    ]
+
+
+def test_abbreviations_end_no_sentence() -> None:
+    doc = make_doc("Dosis aprox. 3 mg al día. Sin disnea.\nEcocardiograma normal", "es")
+    sentences = [s.text.strip() for s in doc.sents]
+    assert sentences == ["Dosis aprox. 3 mg al día.", "Sin disnea.", "Ecocardiograma normal"]
+
+
+def test_unsupported_language_lists_the_supported_ones() -> None:
+    with pytest.raises(LanguageError, match="ro \\(Romanian\\)"):
+        check_language("de")

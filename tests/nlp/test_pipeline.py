@@ -1,0 +1,68 @@
+"""The whole note pipeline: shipped models, the lexicon fallback, context, bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from cardiobox.nlp.pipeline import LanguageMismatchWarning, NotePipeline, model_path
+
+
+def _found(doc) -> set[tuple[str, str, bool]]:  # type: ignore[no-untyped-def]
+    return {(s.text, s.label_, bool(s._.negated)) for s in doc.spans["entities"]}
+
+
+@pytest.mark.parametrize("lang", ["en", "it"])
+def test_shipped_medication_models(lang: str) -> None:
+    assert model_path(lang) is not None
+    text = {
+        "en": "He was discharged on bisoprolol 2.5 mg daily and furosemide 40 mg.",
+        "it": "Dimesso in terapia con bisoprololo 2,5 mg e furosemide 40 mg al giorno.",
+    }[lang]
+    doc = NotePipeline(lang)(text)
+    drugs = {s.text for s in doc.spans["entities"] if s.label_ == "MEDICATION"}
+    assert {d for d in drugs if d.startswith(("bisoprolol", "furosemide"))}
+    assert all(s._.code for s in doc.spans["entities"] if s.label_ == "MEDICATION")
+
+
+def test_lexicon_language_with_negation_and_measurements() -> None:
+    doc = NotePipeline("nl")(
+        "Patiënt met hartfalen. Geen pijn op de borst. Gebruikt furosemide. LVEF 35%."
+    )
+    found = _found(doc)
+    assert ("hartfalen", "DISEASE", False) in found
+    assert ("pijn op de borst", "SYMPTOM", True) in found
+    assert ("furosemide", "MEDICATION", False) in found
+    assert [(s.label_, s._.value) for s in doc.spans["measurements"]] == [("lvef", 35.0)]
+
+
+def test_lexicon_only_mode_for_a_language_with_a_model() -> None:
+    pipeline = NotePipeline("en", model=None)
+    assert pipeline.entity_source == "lexicon"
+    assert ("heart failure", "DISEASE", False) in _found(pipeline("History of heart failure."))
+
+
+def test_wrong_language_is_detected_and_warned() -> None:
+    text = (
+        "The patient is a man of 70 with heart failure, and he denies any chest pain at rest. "
+        "He was treated with furosemide and the echo showed that the ejection fraction was low."
+    )
+    with pytest.warns(LanguageMismatchWarning, match="reads as English"):
+        NotePipeline("es", model=None)(text)
+
+
+def test_empty_and_bad_notes() -> None:
+    pipeline = NotePipeline("sv", model=None)
+    assert len(pipeline("").spans["entities"]) == 0
+    with pytest.raises(TypeError, match="note 0: expected text"):
+        list(pipeline.pipe([b"bytes"]))  # type: ignore[list-item]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipeline("Hjärtsvikt. " * 10)  # right language: no warning
+
+
+def test_oversized_note_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cardiobox.nlp.pipeline.MAX_NOTE_CHARS", 100)
+    with pytest.raises(ValueError, match="split it into smaller notes"):
+        NotePipeline("cs", model=None)("x" * 101)
