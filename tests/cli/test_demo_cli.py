@@ -54,6 +54,13 @@ def test_demo_json(tmp_path: Path) -> None:
         assert synth["guarantee"]["epsilon"] == 1.0 and synth["guarantee"]["delta"] == 1e-5
         assert {"fit_seconds", "two_way_tvd", "utility", "mia_auroc", "gate_passed"} <= set(synth)
         assert Path(synth["report"]).exists() and Path(synth["store"]).exists()
+    notes = summary["notes"]
+    assert set(notes) == {"hospital_es", "hospital_nl", "hospital_se"}
+    for name, n in notes.items():
+        assert n["notes"] > 0, name
+        assert n["store"]["quarantined"] == 0, name
+        assert n["store"]["stored"] == n["resources"], name
+        assert 0 < n["absent_symptoms"] <= n["entities"]["SYMPTOM"], name
 
 
 def test_demo_prints_the_tour(tmp_path: Path) -> None:
@@ -69,5 +76,6 @@ def test_demo_prints_the_tour(tmp_path: Path) -> None:
         "Cohorts and feature sets",
         "Federated analysis",
         "CardioSynth: a synthetic copy of a demo hospital",
+        "Clinical notes in Spanish, Dutch and Swedish",
     ):
         assert step in result.output

@@ -520,6 +520,57 @@ def synthetic(console: Console, workdir: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
+#: The language of each demo hospital's notes.
+NOTE_LANGUAGES = {"hospital_es": "es", "hospital_nl": "nl", "hospital_se": "sv"}
+
+
+def notes(console: Console, workdir: Path) -> dict[str, Any]:
+    """Step 10: each hospital's notes, in its language, into structured facts in its store."""
+    from cardiobox.nlp.annotate import annotate_notes
+    from cardiobox.nlp.notes_io import store_notes
+    from cardiobox.nlp.pipeline import NotePipeline
+    from cardiobox.store.site_store import SiteStore
+
+    table = Table(
+        title="Clinical notes → data model, in each hospital's language", title_justify="left"
+    )
+    for col in ("hospital", "notes", "diseases", "symptoms (absent)", "drugs", "measures",
+                "stored", "notes/s"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "hospital" else "right")
+    out: dict[str, Any] = {}
+    for name, lang in NOTE_LANGUAGES.items():
+        path = workdir / f"{name}.duckdb"
+        if not path.exists():
+            continue
+        pipeline = NotePipeline(lang)
+        with SiteStore(path) as store:
+            found = list(store_notes(store.con, lang))
+            summary = annotate_notes(found, pipeline, fmt="fhir", site=store)
+        with SiteStore(path, read_only=True) as store:
+            absent = store.con.execute(
+                "SELECT count(*) FROM resources WHERE resource_type = 'Observation' AND "
+                "resource->>'valueBoolean' = 'false' AND id LIKE 'nlp-%'"
+            ).fetchall()[0][0]
+        e = summary["entities"]
+        table.add_row(
+            f"{name.removeprefix('hospital_')} ({lang}, {summary['entity_source']})",
+            f"{summary['notes']:,}",
+            f"{e.get('DISEASE', 0):,}",
+            f"{e.get('SYMPTOM', 0):,} ({absent:,})",
+            f"{e.get('MEDICATION', 0):,}",
+            f"{summary['measurements']:,}",
+            f"{summary.get('store', {}).get('stored', 0):,}",
+            f"{summary['notes_per_second']}",
+        )
+        out[name] = {**summary, "absent_symptoms": absent}
+    console.print(table)
+    console.print(
+        "Negation is kept: a denied symptom is stored as an Observation with value false, a "
+        "ruled-out disease as a refuted Condition; every resource points at its note and span."
+    )
+    return out
+
+
 def run_tour(
     workdir: Path, console: Console, fresh: bool = True, n_patients: int = 1000
 ) -> dict[str, Any]:
@@ -605,6 +656,13 @@ def run_tour(
         "cardiobox synth export synthetic.parquet --domain hf_features --site synthetic.duckdb",
     )
     summary["synth"] = synthetic(console, workdir)
+    _step(
+        console,
+        10,
+        "Clinical notes in Spanish, Dutch and Swedish, read into the data model",
+        "cardiobox nlp annotate --site hospital_es.duckdb --lang es --format fhir",
+    )
+    summary["notes"] = notes(console, workdir)
     console.print()
     console.print(
         f"[bold green]Tour done.[/] Explore: [bold]cardiobox store stats --site {db}[/], "
@@ -612,6 +670,7 @@ def run_tour(
         f"quality reports in [bold]{workdir}/*_quality/quality.html[/], "
         f"analysis tables in [bold]{workdir}/*.parquet[/], [bold]cardiobox cohort library[/], "
         f"[bold]cardiobox fed audit {workdir}/hospital_es.duckdb[/], the synthetic-data report "
-        f"in [bold]{workdir}/synthetic_es_report/report.html[/], [bold]cardiobox --help[/]"
+        f"in [bold]{workdir}/synthetic_es_report/report.html[/], notes read into facts: "
+        f"[bold]cardiobox nlp annotate --help[/], [bold]cardiobox --help[/]"
     )
     return summary

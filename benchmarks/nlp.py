@@ -1,0 +1,183 @@
+"""Clinical NLP: strict span F1 on the evaluation-only splits, and notes per second on one core.
+
+Usage::
+
+    .venv/bin/python benchmarks/nlp.py [--data ../shared/data] [--json]
+
+F1: `cardiobox.nlp.pipeline.NotePipeline` with the shipped models on CardioCCC Spanish test
+(250 notes, brat, four types; next to the published transformer predictions scored by the same
+scorer) and on CardioCCC English and Italian test medications (MultiCardioNER's BIO files: the
+predictions go through the same token conversion as the gold before scoring). Throughput: the
+whole pipeline (tagging, codes, sentences, sections, context, measurements) on 100 CardioCCC
+Spanish *train* notes in a fresh process pinned to one thread, and the lexicon pipeline on the
+same notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import ROOT, Row, print_table, run_step, write_result
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+#: Published strict micro-F1 on the same splits (MultiCardioNER 2024 bests, and the best
+#: transformer of CardioCCC's own predictions, bsc-bio-ehr-es).
+REFERENCE = {"es": 0.830, "es_DISEASE": 0.8199, "en": 0.9223, "it": 0.8838}
+TARGET = {"es": 0.75, "en": 0.85, "it": 0.85}
+
+
+def step_f1_es(data: str) -> dict[str, Any]:
+    """Strict and lenient scores of the Spanish pipeline and of bsc-bio-ehr-es."""
+    from cardiobox.nlp.corpus import Span, read_brat
+    from cardiobox.nlp.evaluate import corpus_spans, read_predictions, score
+    from cardiobox.nlp.pipeline import NotePipeline
+
+    corpus = read_brat(Path(data) / "cardioccc_es" / "test", strict=False)
+    pipeline = NotePipeline("es")
+    docs = list(pipeline.pipe(d.text for d in corpus))
+    predicted = {
+        d.doc_id: [Span(s.start_char, s.end_char, s.label_) for s in doc.spans["entities"]]
+        for d, doc in zip(corpus, docs, strict=True)
+    }
+    gold = corpus_spans(corpus)
+    ours = score(gold, predicted)
+    reference = score(
+        gold, read_predictions(Path(data) / "cardioccc_es" / "third_party_predictions" / "bsc_ehr")
+    )
+    return {
+        "entity_source": pipeline.entity_source,
+        "notes": len(corpus),
+        "cardiobox": ours.to_dict(),
+        "bsc_bio_ehr_es": reference.to_dict(),
+    }
+
+
+def step_f1_medication(data: str, lang: str) -> dict[str, Any]:
+    """Strict medication F1 on CardioCCC test in ``lang`` (MultiCardioNER track 2)."""
+    from cardiobox.nlp.corpus import Span, bio_projection, read_bio
+    from cardiobox.nlp.evaluate import corpus_spans, score
+    from cardiobox.nlp.pipeline import NotePipeline
+
+    path = Path(data) / "multicardioner_2024" / "track2_converted" / "test" / lang / "all_test.csv"
+    corpus = read_bio(path, lang, "MEDICATION")
+    pipeline = NotePipeline(lang)
+    docs = list(pipeline.pipe(d.text for d in corpus))
+    predicted = {
+        d.doc_id: bio_projection(
+            d.text,
+            [
+                Span(s.start_char, s.end_char, s.label_)
+                for s in doc.spans["entities"]
+                if s.label_ == "MEDICATION"
+            ],
+        )
+        for d, doc in zip(corpus, docs, strict=True)
+    }
+    result = score(corpus_spans(corpus), predicted, labels=["MEDICATION"])
+    return {"entity_source": pipeline.entity_source, "notes": len(corpus), **result.to_dict()}
+
+
+def step_throughput(data: str, n_notes: int) -> dict[str, Any]:
+    """Notes per second on one thread: the whole pipeline, with the model and lexicon-only."""
+    import time
+
+    from cardiobox.nlp.corpus import read_brat
+    from cardiobox.nlp.pipeline import NotePipeline
+
+    texts = [d.text for d in read_brat(Path(data) / "cardioccc_es" / "train", strict=False)]
+    texts = texts[:n_notes]
+    out: dict[str, Any] = {
+        "notes": len(texts),
+        "mean_chars": round(sum(map(len, texts)) / len(texts)),
+    }
+    for name, model in (("model", "shipped"), ("lexicon", None)):
+        pipeline = NotePipeline("es", model=model)
+        list(pipeline.pipe(texts[:5]))  # warm-up: models, lexicons, regexes
+        wall, cpu = time.perf_counter(), time.process_time()
+        list(pipeline.pipe(texts))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        out[name] = {
+            "entity_source": pipeline.entity_source,
+            "notes_per_second_wall": round(len(texts) / wall, 1),
+            "notes_per_second_cpu": round(len(texts) / cpu, 1),
+        }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="folder of the shared data")
+    parser.add_argument("--notes", type=int, default=100, help="notes for the throughput run")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        os.environ[var] = "1"  # one core: inherited by every step's fresh process
+    result: dict[str, Any] = {
+        "es": run_step("nlp", "f1_es", args.data),
+        "en": run_step("nlp", "f1_medication", args.data, "en"),
+        "it": run_step("nlp", "f1_medication", args.data, "it"),
+        "throughput": run_step("nlp", "throughput", args.data, args.notes),
+    }
+    es = result["es"]["cardiobox"]["strict"]
+    ref = result["es"]["bsc_bio_ehr_es"]["strict"]
+    rows: list[Row] = [
+        (
+            f"es strict micro-F1 ({result['es']['entity_source']}; "
+            f"bsc-bio-ehr-es {ref['micro']['f1']:.3f})",
+            f"{es['micro']['f1']:.3f}",
+            f">= {TARGET['es']}",
+            es["micro"]["f1"] >= TARGET["es"],
+        )
+    ]
+    for label in ("DISEASE", "SYMPTOM", "PROCEDURE", "MEDICATION"):
+        rows.append(
+            (
+                f"  es {label} (bsc-bio-ehr-es {ref[label]['f1']:.3f})",
+                f"{es[label]['f1']:.3f}",
+                "",
+                None,
+            )
+        )
+    for lang in ("en", "it"):
+        f1 = result[lang]["strict"]["micro"]["f1"]
+        rows.append(
+            (
+                f"{lang} MEDICATION strict F1 (MultiCardioNER best {REFERENCE[lang]})",
+                f"{f1:.3f}",
+                f">= {TARGET[lang]}",
+                f1 >= TARGET[lang],
+            )
+        )
+    tp = result["throughput"]
+    rows.append(
+        (
+            f"notes/s, one core, whole pipeline ({tp['mean_chars']} chars/note)",
+            f"{tp['model']['notes_per_second_wall']}",
+            ">= 20",
+            tp["model"]["notes_per_second_wall"] >= 20,
+        )
+    )
+    rows.append(
+        (
+            "notes/s, one core, lexicon pipeline",
+            f"{tp['lexicon']['notes_per_second_wall']}",
+            "",
+            None,
+        )
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    print_table(rows)
+    write_result("nlp", result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
