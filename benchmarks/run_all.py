@@ -14,6 +14,7 @@ BENCHMARKS = [
     "fed_heart_disease.py",
     "fed_latency.py",
     "synth.py",
+    "nlp.py",
 ]
 
 
