@@ -52,3 +52,14 @@ def test_flatten_unflatten() -> None:
     assert np.array_equal(back["h"].reshape(2, 2), np.eye(2))
     with pytest.raises(wire.WireError):
         wire.unflatten(manifest, vec[:-1])
+
+
+@pytest.mark.parametrize(
+    ("sites", "keys"),
+    [(["a", 3], {"a": "k"}), (["a"], {"a": 7}), (["a", None], {}), (["a"], {"a": ["k"]})],
+)
+def test_sites_and_keys_must_be_strings(sites: list[object], keys: dict[str, object]) -> None:
+    good = orjson.loads(wire.encode_request(wire.Request("r", "count", 1, {})))
+    bad = orjson.dumps({**good, "sites": sites, "keys": keys})
+    with pytest.raises(wire.WireError, match="sites and keys must be strings"):
+        wire.decode_request(bad, 10_000)

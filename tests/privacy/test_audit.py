@@ -1,9 +1,13 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
+import orjson
 import pytest
 
-from cardiobox.privacy.audit import AuditLog
+from cardiobox.privacy import audit
+from cardiobox.privacy.audit import AuditLog, AuditLogError, journal_path_for
 from cardiobox.privacy.policy import PolicyRefusal
 
 
@@ -40,7 +44,127 @@ def test_ledger_rows(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "s.duckdb", budget_rho=1)
     log.record("r", "describe", 1, {}, "released", rho=0.25)
     log.record("r", "describe", 2, {}, "released", rho=0.25)
+    log.close()  # folds the journal: other connections see the tables complete
     con = duckdb.connect(str(tmp_path / "s.duckdb"))
     rows = con.execute("SELECT rho, spent_after FROM privacy_ledger ORDER BY seq").fetchall()
     con.close()
     assert rows == [(0.25, 0.25), (0.25, 0.5)]
+
+
+# -- the journal: durable before record returns, folded on read, close or open ------------------
+def _journal_lines(log: AuditLog) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in log.journal.read_bytes().splitlines()]
+
+
+def test_an_entry_is_synced_to_the_journal_before_record_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = AuditLog(tmp_path / "s.duckdb", budget_rho=1)
+    synced: list[bytes] = []
+    real_sync = audit._sync
+
+    def sync(fd: int) -> None:
+        real_sync(fd)
+        synced.append(log.journal.read_bytes())  # what the disk holds when the sync returns
+
+    monkeypatch.setattr(audit, "_sync", sync)
+    entry = log.record("r", "count", 1, {"where": "age > 3"}, "released", rho=0.1, digest="ab")
+    # The journal's file is new: its directory is synced too, then the entry's line.
+    line = orjson.loads(synced[-1].splitlines()[-1])
+    assert (line["seq"], line["hash"], line["digest"], line["rho"]) == (1, entry.hash, "ab", 0.1)
+    assert line["spent_after"] == pytest.approx(0.1)
+    # Read back through the log (which folds the journal first): the same entry, chain intact.
+    assert [e.hash for e in log.entries()] == [entry.hash] and log.verify() is None
+    assert log.journal.read_bytes() == b""
+
+
+def test_a_crash_loses_nothing_the_next_open_folds_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    script = (
+        "import os, sys\n"
+        "from cardiobox.privacy.audit import AuditLog\n"
+        "log = AuditLog(sys.argv[1], budget_rho=1)\n"
+        "log.record('r', 'count', 0, {}, 'accepted')\n"
+        "log.record('r', 'count', 1, {}, 'released', rho=0.3)\n"
+        "log.record('r', 'count', 2, {}, 'released', rho=0.3)\n"
+        "os._exit(0)  # no close, no clean-up: as if the process died\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    assert len(journal_path_for(path).read_bytes().splitlines()) == 3  # nothing folded yet
+    log = AuditLog(path, budget_rho=1)
+    assert journal_path_for(path).read_bytes() == b""  # folded at open
+    assert [e.seq for e in log.entries()] == [1, 2, 3] and log.verify() is None
+    assert log.spent() == pytest.approx(0.6)
+    with pytest.raises(PolicyRefusal, match="budget"):
+        log.record("r", "count", 3, {}, "released", rho=0.5)
+    log.close()
+    con = duckdb.connect(str(path))
+    ledger = con.execute("SELECT round, spent_after FROM privacy_ledger ORDER BY seq").fetchall()
+    con.close()
+    assert ledger == [(1, pytest.approx(0.3)), (2, pytest.approx(0.6))]
+
+
+def test_a_line_cut_short_is_dropped_and_a_damaged_one_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    log = AuditLog(path)
+    log.record("r", "count", 0, {}, "accepted")
+    whole = log.journal.read_bytes()
+    log.close()
+    journal = journal_path_for(path)
+    # A crash during the second entry's write: its line never ended, so it was never synced,
+    # and no reply went out after it.
+    journal.write_bytes(whole + whole[: len(whole) // 2])
+    again = AuditLog(path)
+    second = again.record("r", "count", 1, {}, "released")
+    assert second.seq == 2 and again.verify() is None
+    again.close()
+    journal.write_bytes(whole.replace(b'"seq":1', b'"seq":3') + b"{not json\n" + whole)
+    with pytest.raises(AuditLogError) as exc:
+        AuditLog(path)
+    assert exc.value.rule == "audit-journal" and exc.value.location.line == 2
+
+
+def test_entries_already_folded_are_not_folded_twice(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    log = AuditLog(path)
+    for r in range(3):
+        log.record("r", "count", r, {}, "released")
+    journal = log.journal.read_bytes()
+    log.close()
+    # A crash between the fold's commit and the journal's truncation leaves both.
+    journal_path_for(path).write_bytes(journal)
+    again = AuditLog(path)
+    assert [e.seq for e in again.entries()] == [1, 2, 3] and again.verify() is None
+
+
+def test_the_journal_is_folded_every_fold_every_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "FOLD_EVERY", 3)
+    log = AuditLog(tmp_path / "s.duckdb")
+    for r in range(4):
+        log.record("r", "count", r, {}, "released")
+    assert [line["seq"] for line in _journal_lines(log)] == [4]  # 1–3 went into the tables
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))  # this process's database: same tables
+    folded = con.execute("SELECT seq FROM audit_log ORDER BY seq").fetchall()
+    con.close()
+    assert folded == [(1,), (2,), (3,)]
+    assert [e.seq for e in log.entries()] == [1, 2, 3, 4] and log.verify() is None
+
+
+def test_a_failed_write_leaves_the_chain_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = AuditLog(tmp_path / "s.duckdb")
+    first = log.record("r", "count", 0, {}, "accepted")
+
+    def broken_disk(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(audit, "_sync", broken_disk)
+    with pytest.raises(OSError):
+        log.record("r", "count", 1, {}, "released")
+    monkeypatch.undo()
+    second = log.record("r", "count", 1, {}, "released")
+    assert second.seq == 2 and second.prev_hash == first.hash
+    assert [e.seq for e in log.entries()] == [1, 2] and log.verify() is None

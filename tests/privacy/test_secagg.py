@@ -83,3 +83,90 @@ def test_sparse_neighbour_graph_is_symmetric_connected_and_cancels() -> None:
     ]
     assert np.allclose(secagg.unmask_sum(masked), np.sum(xs, axis=0), atol=1e-9)
     assert not np.allclose(secagg.decode(masked[0]), xs[0])
+
+
+def _ring_int(ring: secagg.Ring128) -> list[int]:
+    return [int(lo) + (int(hi) << 64) for lo, hi in zip(ring.lo, ring.hi, strict=True)]
+
+
+def test_encode_is_the_fixed_point_value_modulo_2_128() -> None:
+    rng = np.random.default_rng(5)
+    x = np.concatenate([
+        rng.normal(size=300) * 10.0 ** rng.integers(-12, 25, size=300),
+        [0.0, -0.0, 1.0, -1.0, 2.0**-41, -(2.0**-40), 2.0**85, -(2.0**85), -(2.0**-80)],
+    ])  # fmt: skip
+    expected = []
+    for v in x:
+        m = int(np.round(abs(v) * 2.0**secagg.SCALE_BITS))
+        expected.append((-m) % 2**128 if v < 0 else m)
+    assert _ring_int(secagg.encode(x)) == expected
+
+
+def test_mask_is_the_encoding_plus_and_minus_each_pair_stream() -> None:
+    """The one-pass limb sum equals the ring arithmetic done pair by pair."""
+    names = ["a", "b", "c", "d", "e"]
+    keys, pubs = _keys(names)
+    ctx = secagg.round_context("run", 3, names)
+    nonce = secagg.round_nonce(ctx)
+    x = np.random.default_rng(2).normal(size=11) * 1e6
+    for me in names:
+        peers = {p: pubs[p] for p in names if p != me}
+        expected = secagg.encode(x)
+        for p in sorted(peers):
+            cipher = keys[me].pair_cipher(pubs[p])
+            stream = cipher.encrypt(nonce, bytes(16 * x.size), None)[: 16 * x.size]
+            pair = secagg.Ring128.from_bytes(stream)
+            expected = expected + pair if me < p else expected - pair
+        assert _ring_int(secagg.mask(x, me, keys[me], peers, ctx)) == _ring_int(expected)
+    # Both sites of a pair derive the same key stream.
+    assert keys["a"].pair_cipher(pubs["b"]).encrypt(nonce, bytes(32), None) == keys[
+        "b"
+    ].pair_cipher(pubs["a"]).encrypt(nonce, bytes(32), None)
+
+
+def test_fresh_masks_every_round_and_keys_agreed_once_per_run() -> None:
+    names = ["a", "b", "c"]
+    keys, pubs = _keys(names)
+    x = np.ones(8)
+    peers = {p: pubs[p] for p in names if p != "a"}
+    masked = {
+        r: secagg.mask(x, "a", keys["a"], peers, secagg.round_context("run", r, names)).to_text()
+        for r in (1, 2)
+    }
+    assert masked[1] != masked[2]  # another round, other masks
+    other_sites = secagg.round_context("run", 1, ["a", "b"])
+    assert secagg.round_nonce(other_sites) != secagg.round_nonce(
+        secagg.round_context("run", 1, names)
+    )
+    # One key agreement and one derivation per peer for the run: the same cipher every round.
+    assert keys["a"].pair_cipher(pubs["b"]) is keys["a"].pair_cipher(pubs["b"])
+
+
+def test_sum_texts_unmasks_what_the_sites_send() -> None:
+    names = [f"s{i}" for i in range(20)]  # beyond 13 sites: the sparse neighbour graph
+    keys, pubs = _keys(names)
+    ctx = secagg.round_context("run", 1, names)
+    rng = np.random.default_rng(4)
+    xs = [rng.normal(size=30) * 1e3 for _ in names]
+    texts = [
+        secagg.mask(x, n, keys[n], {p: pubs[p] for p in secagg.neighbours(n, names)}, ctx).to_text()
+        for x, n in zip(xs, names, strict=True)
+    ]
+    total = secagg.sum_texts(texts)
+    assert np.allclose(total, np.sum(xs, axis=0), rtol=0, atol=1e-9)
+    assert np.array_equal(total, secagg.unmask_sum([secagg.Ring128.from_text(t) for t in texts]))
+    with pytest.raises(ValueError, match="different lengths"):
+        secagg.sum_texts([texts[0], secagg.Ring128.zeros(2).to_text()])
+    with pytest.raises(ValueError, match="no vectors"):
+        secagg.sum_texts([])
+
+
+def test_mask_text_is_the_masked_vector_as_sent() -> None:
+    names = ["a", "b", "c"]
+    keys, pubs = _keys(names)
+    ctx = secagg.round_context("run", 1, names)
+    x = np.array([-2.5, 0.0, 1e9, -1e-12])
+    for me in names:
+        peers = {p: pubs[p] for p in names if p != me}
+        text = secagg.mask_text(x, me, keys[me], peers, ctx)
+        assert text == secagg.mask(x, me, keys[me], peers, ctx).to_text()

@@ -236,10 +236,9 @@ class Hub:
         if len(manifests) != 1:
             raise CardioboxError("the sites sent differently shaped vectors to sum", "protocol")
         manifest = list(next(iter(manifests)))
-        rings = []
+        texts = []
         for r in replies.values():
             if r.masked is None:
                 raise CardioboxError(f"site {r.site} sent no masked vector", "protocol")
-            rings.append(secagg.Ring128.from_text(r.masked))
-        total = secagg.unmask_sum(rings)
-        return wire.unflatten(manifest, total)
+            texts.append(r.masked)
+        return wire.unflatten(manifest, secagg.sum_texts(texts))

@@ -5,6 +5,10 @@ the number of sites against the policy, computes the task's site half on the sit
 masks the vectors to be summed, logs the release (or the refusal) in the audit log and the
 budget ledger — and only then lets the reply go. A round asked again (after another site
 dropped out) reuses the release already logged and charged, with fresh masks.
+
+The checks of a request's parameters (the task's validation, the policy's columns, the table's
+columns) depend only on the parameters, the policy and the table: the node keeps their outcome
+for the run and repeats them whenever a request of the run carries other parameters.
 """
 
 from __future__ import annotations
@@ -40,9 +44,20 @@ def read_table(source: Path) -> SiteTable:
     return SiteTable(tableio.read_table(source), source=source.name)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """A run's parameters, checked against the policy and the table."""
+
+    task: str
+    raw: dict[str, Any]
+    params: Any
+    table: SiteTable
+
+
 @dataclass
 class _Run:
     key: secagg.MaskingKey
+    checked: _Checked
     outputs: dict[int, SiteOutput] = field(default_factory=dict)
 
 
@@ -165,22 +180,31 @@ class SiteNode:
         )
         return data
 
+    def _check(self, req: wire.Request) -> _Checked:
+        """Check a request's task and parameters against the policy and the table."""
+        task = get_task(req.task)
+        self.policy.check_task(task.name)
+        params = task.parse(req.params)
+        needed = set(task.variables(params))
+        if params.where:
+            needed |= where_columns(parse_where(params.where))
+        self.policy.check_variables(needed)
+        table = self.table(params.cohort, params.features)
+        table.check(sorted(needed))
+        return _Checked(task.name, req.params, params, table)
+
     def _handle(self, data: bytes) -> bytes:
         req: wire.Request | None = None
         try:
             req = wire.decode_request(data, self.policy.max_message_bytes)
-            task = get_task(req.task)
-            self.policy.check_task(task.name)
-            params = task.parse(req.params)
-            needed = set(task.variables(params))
-            if params.where:
-                needed |= where_columns(parse_where(params.where))
-            self.policy.check_variables(needed)
-            table = self.table(params.cohort, params.features)
-            table.check(sorted(needed))
+            run = self._runs.get(req.run_id)
+            if run is not None and run.checked.task == req.task and run.checked.raw == req.params:
+                checked = run.checked  # the same parameters as the run's, already checked
+            else:
+                checked = self._check(req)
             if req.round == 0:
-                return self._setup(req)
-            return self._round(req, task, params, table)
+                return self._setup(req, checked)
+            return self._round(req, get_task(checked.task), checked)
         except PolicyRefusal as exc:
             return self._log_refusal(req, exc, "refused")
         except CardioboxError as exc:
@@ -194,8 +218,8 @@ class SiteNode:
             )  # fmt: skip
             return reply
 
-    def _setup(self, req: wire.Request) -> bytes:
-        run = self._runs.setdefault(req.run_id, _Run(secagg.MaskingKey()))
+    def _setup(self, req: wire.Request, checked: _Checked) -> bytes:
+        run = self._runs.setdefault(req.run_id, _Run(secagg.MaskingKey(), checked))
         reply = self._reply(req, status="ok", key=run.key.public_text())
         data = wire.encode_reply(reply)
         self.audit.record(
@@ -203,10 +227,11 @@ class SiteNode:
         )
         return data
 
-    def _round(self, req: wire.Request, task: Task[Any], params: Any, table: SiteTable) -> bytes:
+    def _round(self, req: wire.Request, task: Task[Any], checked: _Checked) -> bytes:
         run = self._runs.get(req.run_id)
         if run is None:
             raise TaskError("no set-up round for this run at this site", rule="protocol")
+        params, table = checked.params, checked.table
         if req.round > min(self.policy.max_rounds, task.max_rounds):
             raise PolicyRefusal(
                 f"round {req.round} is beyond this site's limit of "
@@ -237,7 +262,7 @@ class SiteNode:
         if task.uses_secure_sum:
             peers = {s: req.keys[s] for s in secagg.neighbours(self.name, req.sites)}
             context = secagg.round_context(req.run_id, req.round, req.sites)
-            masked = secagg.mask(vector, self.name, run.key, peers, context).to_text()
+            masked = secagg.mask_text(vector, self.name, run.key, peers, context)
         reply = self._reply(
             req,
             status="ok",

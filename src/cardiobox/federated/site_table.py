@@ -9,7 +9,8 @@ columns as numpy arrays, filtered by the request's ``where`` — parsed and chec
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
@@ -18,6 +19,8 @@ import pyarrow.types as pat
 
 from cardiobox.errors import CardioboxError
 from cardiobox.federated.where import check_columns, parse_where, to_sql
+
+T = TypeVar("T")
 
 
 class ColumnError(CardioboxError):
@@ -62,6 +65,8 @@ class SiteTable:
         self._con.execute("SET preserve_insertion_order = true")
         self._con.register("site_table", table)
         self._numeric: dict[tuple[tuple[str, ...], str | None, bool], np.ndarray] = {}
+        self._passed: set[tuple[str, str | None]] = set()  # checks passed: the table never changes
+        self._derived: dict[Hashable, Any] = {}
 
     @property
     def num_rows(self) -> int:
@@ -74,6 +79,8 @@ class SiteTable:
         ``family="number"`` accepts boolean columns too (read as 0 and 1).
         """
         for c in columns:
+            if (c, family) in self._passed:
+                continue
             if c not in self.families:
                 close = difflib.get_close_matches(c, list(self.families), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -86,6 +93,7 @@ class SiteTable:
                 raise ColumnError(f"column {c!r} is {have}, not a number", rule="column-type")
             if family is not None and family != "number" and have != family:
                 raise ColumnError(f"column {c!r} is {have}, not {family}", rule="column-type")
+            self._passed.add((c, family))
 
     def _filter(self, where: str | None) -> tuple[str, list[object]]:
         if not where:
@@ -142,6 +150,17 @@ class SiteTable:
                 for i in range(len(columns))
             ]
         )
+
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """A value computed from the table once per ``key`` and kept (the table never changes).
+
+        Iterative tasks ask for the same rows every round. The value is shared: never modify
+        it (keep arrays read-only).
+        """
+        if key not in self._derived:
+            self._derived[key] = make()
+        value: T = self._derived[key]
+        return value
 
     def categories(self, column: str, where: str | None = None) -> np.ndarray:
         """One column as an array of strings (NULL as ``None``) for the rows passing ``where``."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -109,7 +110,8 @@ def payload_vector(payload: dict[str, Any], key: str, size: int) -> npt.NDArray[
     if (
         not isinstance(raw, list)
         or len(raw) != size
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
+        or not all(map(isinstance, raw, repeat(int | float)))  # map: checked in C
+        or any(map(isinstance, raw, repeat(bool)))
     ):
         raise TaskError(f"the payload's {key} must be a list of {size} numbers", rule="protocol")
     vector = np.asarray(raw, dtype=np.float64)

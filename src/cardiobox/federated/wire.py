@@ -10,6 +10,7 @@ malformed message is refused with a message, not half-read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -105,8 +106,12 @@ def decode_request(data: bytes, max_bytes: int) -> Request:
     what = "request"
     keys = _need(obj, "keys", dict, what)
     sites = _need(obj, "sites", list, what)
-    if not all(isinstance(s, str) for s in sites) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in keys.items()
+    # map over isinstance runs in C: a 50-site request has 150 strings to check
+    strings = repeat(str)
+    if not (
+        all(map(isinstance, sites, strings))
+        and all(map(isinstance, keys, strings))
+        and all(map(isinstance, keys.values(), strings))
     ):
         raise WireError("request: sites and keys must be strings", rule="bad-message")
     return Request(

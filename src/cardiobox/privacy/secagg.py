@@ -10,9 +10,12 @@ on a ring of the sorted names (:func:`neighbours`, as in SecAgg+): the graph sta
 so only the total is revealed, but a hub colluding with all of a site's neighbours could
 unmask that site.
 
-The masks are a ChaCha20 key stream keyed by HKDF-SHA256 of the pair's shared secret, bound to
-the run, the round and the set of sites. When a site drops out the hub repeats the round with
-the sites left: a new set gives new masks, and no mask is ever reused.
+The masks are a ChaCha20 key stream: the pair's key is HKDF-SHA256 of its shared secret (one
+key agreement and one derivation per pair and run, as the keys live for one run), and the
+stream's nonce is drawn from the round's context — the run, the round and the set of sites —
+so every round gets fresh masks. When a site drops out the hub repeats the round with the
+sites left: a new set gives new masks, and no mask is ever reused. A site's masks are summed
+in one pass over all its neighbours (32-bit limbs in 64-bit words, carries propagated once).
 
 Fixed point: values are scaled by 2^40 (resolution 9.1e-13) and must stay below 2^86 in
 magnitude; a sum over sites keeps the precision of each term (the error of a sum of ``k``
@@ -24,6 +27,8 @@ Arithmetic modulo 2^128 is done on pairs of uint64 arrays (low and high words) w
 from __future__ import annotations
 
 import base64
+import bisect
+import functools
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -32,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 SCALE_BITS = 40
@@ -42,6 +47,13 @@ _TWO64 = float(2**64)
 MAX_ABS = 2.0 ** (127 - SCALE_BITS - 1)
 
 U64 = np.uint64
+_LIMB = U64(0xFFFFFFFF)
+_THIRTY_TWO = U64(32)
+_TWO32 = float(2**32)
+#: Scales that bring each 32-bit limb of a whole number down to the units (least first).
+_LIMB_SCALES = np.array([1.0, 2.0**-32, 2.0**-64, 2.0**-96])
+#: HKDF ``info`` of a pair's ChaCha20 key.
+PAIR_KEY_INFO = b"cardiobox-secagg-pair-key"
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,24 @@ class Ring128:
         words = np.frombuffer(data, dtype="<u8").reshape(-1, 2).astype(U64)
         return Ring128(words[:, 0].copy(), words[:, 1].copy())
 
+    def limbs(self) -> np.ndarray:
+        """The elements as four 32-bit limbs each, least significant first (n × 4, uint64)."""
+        out = np.empty((self.lo.size, 4), dtype=U64)
+        out[:, 0] = self.lo & _LIMB
+        out[:, 1] = self.lo >> _THIRTY_TWO
+        out[:, 2] = self.hi & _LIMB
+        out[:, 3] = self.hi >> _THIRTY_TWO
+        return out
+
+    @staticmethod
+    def sum_limbs(limbs: np.ndarray, negated: int = 0) -> Ring128:
+        """The sum modulo 2^128 of stacked vectors given as 32-bit limbs (k × n × 4).
+
+        ``negated`` is added to every element of the sum: for each vector whose limbs were
+        complemented (``0xFFFFFFFF − limb``, i.e. ``−x − 1``) a one turns it into ``−x``.
+        """
+        return _ring(_carry_out(limbs.sum(axis=0, dtype=U64), negated))
+
     def to_text(self) -> str:
         """Base64 of :meth:`to_bytes`, for JSON messages."""
         return base64.b64encode(self.to_bytes()).decode("ascii")
@@ -91,6 +121,45 @@ class Ring128:
         return Ring128.from_bytes(base64.b64decode(text.encode("ascii"), validate=True))
 
 
+def _carry_out(total: np.ndarray, carry_in: np.ndarray | int) -> np.ndarray:
+    """Limb sums (n × 4 uint64, each below 2^63) as ring elements' 32-bit limbs (n × 4).
+
+    ``carry_in`` is added to the lowest limbs and each limb's carry moved up once; the cast to
+    32 bits keeps each limb's own bits and drops the carry out of the top one (modulo 2^128).
+    Little-endian limbs are also :meth:`Ring128.to_bytes`'s layout.
+    """
+    total[:, 0] += carry_in
+    for j in range(3):
+        total[:, j + 1] += total[:, j] >> _THIRTY_TWO
+    return total.astype("<u4")
+
+
+def _ring(limbs: np.ndarray) -> Ring128:
+    """32-bit limbs (n × 4, little-endian, contiguous) as a :class:`Ring128`."""
+    words = limbs.view("<u8").astype(U64)  # (n × 2): low word, high word
+    return Ring128(np.ascontiguousarray(words[:, 0]), np.ascontiguousarray(words[:, 1]))
+
+
+def _encode_limbs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point limbs of a float vector (n × 4 uint64), and which values are negative.
+
+    The negative values' limbs are complemented: each needs a one added, −m = (2^128 − 1 − m) + 1.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    magnitude = np.abs(x)
+    if x.size and not magnitude.max() < MAX_ABS:  # NaN fails the comparison too
+        if not np.all(np.isfinite(x)):
+            raise ValueError("secure aggregation: a value to sum is NaN or infinite")
+        raise ValueError(f"secure aggregation: a value to sum exceeds {MAX_ABS:.3g} in magnitude")
+    # Whole numbers of at most 53 significant bits: scaling by powers of two, floor and the
+    # remainder modulo 2^32 are all exact, so the four limbs come out exact in float64.
+    scaled = np.round(magnitude * _SCALE)
+    limbs = np.floor(scaled[:, None] * _LIMB_SCALES) % _TWO32
+    neg = x < 0
+    limbs[neg] = (_TWO32 - 1.0) - limbs[neg]
+    return limbs.astype(U64), neg
+
+
 def encode(values: np.ndarray) -> Ring128:
     """Fixed-point encoding of a float vector into the ring.
 
@@ -99,20 +168,8 @@ def encode(values: np.ndarray) -> Ring128:
     ValueError
         For a non-finite value or one too large for the ring.
     """
-    x = np.asarray(values, dtype=np.float64).ravel()
-    if not np.all(np.isfinite(x)):
-        raise ValueError("secure aggregation: a value to sum is NaN or infinite")
-    if x.size and np.max(np.abs(x)) >= MAX_ABS:
-        raise ValueError(f"secure aggregation: a value to sum exceeds {MAX_ABS:.3g} in magnitude")
-    scaled = np.round(np.abs(x) * _SCALE)  # whole numbers, so the splits below are exact
-    hi = np.floor(scaled / _TWO64)
-    lo = scaled - hi * _TWO64
-    magnitude = Ring128(lo.astype(U64), hi.astype(U64))
-    negative = Ring128.zeros(x.size) - magnitude
-    neg = x < 0
-    return Ring128(
-        np.where(neg, negative.lo, magnitude.lo), np.where(neg, negative.hi, magnitude.hi)
-    )
+    limbs, neg = _encode_limbs(values)
+    return _ring(_carry_out(limbs, neg))
 
 
 def decode(ring: Ring128) -> np.ndarray:
@@ -131,6 +188,7 @@ class MaskingKey:
     def __init__(self) -> None:
         self._private = X25519PrivateKey.generate()
         self._secrets: dict[str, bytes] = {}  # one exchange per peer per run, not per round
+        self._ciphers: dict[str, ChaCha20Poly1305] = {}  # one derivation per peer per run
 
     def public_text(self) -> str:
         """The public key, base64, to send to the hub."""
@@ -154,6 +212,15 @@ class MaskingKey:
         self._secrets[peer_public_text] = secret
         return secret
 
+    def pair_cipher(self, peer_public_text: str) -> ChaCha20Poly1305:
+        """The pair's ChaCha20 keyed by HKDF-SHA256 of the shared secret (made once per run)."""
+        cipher = self._ciphers.get(peer_public_text)
+        if cipher is None:
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=PAIR_KEY_INFO)
+            cipher = ChaCha20Poly1305(hkdf.derive(self.shared_secret(peer_public_text)))
+            self._ciphers[peer_public_text] = cipher
+        return cipher
+
 
 def neighbour_count(n_sites: int) -> int:
     """How many peers each site masks with: all of them up to 13 sites, then 2·⌈log2 n⌉."""
@@ -170,15 +237,21 @@ def neighbours(me: str, sites: Sequence[str], k: int | None = None) -> list[str]
     connected: the hub learns only the sum of all the sites (SecAgg+'s sparse graph, which
     costs each site O(log n) masks instead of n − 1).
     """
+    return list(_neighbours(me, tuple(sites), k))
+
+
+@functools.lru_cache(maxsize=4096)
+def _neighbours(me: str, sites: tuple[str, ...], k: int | None) -> tuple[str, ...]:
+    # Cached: every round of a run asks again with the same sites.
     ring = sorted(set(sites))
     n = len(ring)
     k = neighbour_count(n) if k is None else k
     i = ring.index(me)
     if k >= n - 1:
-        return [s for s in ring if s != me]
+        return tuple(s for s in ring if s != me)
     half = k // 2
     chosen = {ring[(i + d) % n] for d in range(-half, half + 1) if d}
-    return sorted(chosen)
+    return tuple(sorted(chosen))
 
 
 def round_context(run_id: str, round_no: int, sites: Sequence[str]) -> bytes:
@@ -187,12 +260,9 @@ def round_context(run_id: str, round_no: int, sites: Sequence[str]) -> bytes:
     return hashlib.sha256(f"{run_id}\x1e{round_no}\x1e{names}".encode()).digest()
 
 
-def _pair_mask(secret: bytes, context: bytes, n: int) -> Ring128:
-    okm = HKDF(algorithm=hashes.SHA256(), length=48, salt=None, info=b"cardiobox-secagg" + context)
-    key_nonce = okm.derive(secret)
-    cipher = Cipher(algorithms.ChaCha20(key_nonce[:32], key_nonce[32:]), mode=None)
-    stream = cipher.encryptor().update(bytes(16 * n))
-    return Ring128.from_bytes(stream)
+def round_nonce(context: bytes) -> bytes:
+    """The 96-bit ChaCha20 nonce of a round's masks, from its :func:`round_context`."""
+    return hashlib.sha256(b"cardiobox-secagg-nonce" + context).digest()[:12]
 
 
 def mask(
@@ -218,14 +288,58 @@ def mask(
     context : bytes
         :func:`round_context` of the round.
     """
-    out = encode(values)
-    n = out.lo.size
-    for name, public in sorted(peers.items()):
-        if name == me:
-            continue
-        m = _pair_mask(key.shared_secret(public), context, n)
-        out = out + m if me < name else out - m
-    return out
+    return _ring(_masked_limbs(values, me, key, peers, context))
+
+
+def mask_text(
+    values: np.ndarray,
+    me: str,
+    key: MaskingKey,
+    peers: Mapping[str, str],
+    context: bytes,
+) -> str:
+    """:func:`mask` as sent: the same as ``mask(...).to_text()``, with fewer steps."""
+    return base64.b64encode(_masked_limbs(values, me, key, peers, context).tobytes()).decode()
+
+
+def _masked_limbs(
+    values: np.ndarray, me: str, key: MaskingKey, peers: Mapping[str, str], context: bytes
+) -> np.ndarray:
+    total, carry = _encode_limbs(values)
+    others = sorted(p for p in peers if p != me)
+    if others:
+        n, k = total.shape[0], len(others)
+        # Each pair's stream: ChaCha20-Poly1305 of zeros is the ChaCha20 key stream from block
+        # 1 (RFC 8439) and a 16-byte tag, cut off below; the cipher is kept for the run.
+        nonce, zeros = round_nonce(context), bytes(16 * n)
+        streams = b"".join([key.pair_cipher(peers[p]).encrypt(nonce, zeros, None) for p in others])
+        masks = np.frombuffer(streams, dtype="<u4").reshape(k, 4 * n + 4)[:, : 4 * n].astype(U64)
+        # The site whose name sorts first adds the pair's mask, the other subtracts it: the
+        # peers before this site (in sorted order) are those whose masks it subtracts.
+        before = bisect.bisect_left(others, me)
+        masks[:before] ^= _LIMB
+        total += masks.sum(axis=0).reshape(n, 4)
+        carry = carry + U64(before)
+    return _carry_out(total, carry)
+
+
+def sum_texts(texts: Sequence[str]) -> np.ndarray:
+    """Unmask and decode the sum of a round's masked vectors as sent (:meth:`Ring128.to_text`).
+
+    Raises
+    ------
+    ValueError
+        For malformed base64, or vectors of different or broken lengths.
+    """
+    if not texts:
+        raise ValueError("secure aggregation: no vectors to sum")
+    raw = [base64.b64decode(t.encode("ascii"), validate=True) for t in texts]
+    if len({len(r) for r in raw}) != 1:
+        raise ValueError("secure aggregation: the sites sent vectors of different lengths")
+    if len(raw[0]) % 16:
+        raise ValueError("a masked vector must be a whole number of 16-byte elements")
+    limbs = np.frombuffer(b"".join(raw), dtype="<u4").reshape(len(raw), -1, 4)
+    return decode(Ring128.sum_limbs(limbs.astype(U64)))
 
 
 def unmask_sum(masked: Sequence[Ring128]) -> np.ndarray:
@@ -235,7 +349,4 @@ def unmask_sum(masked: Sequence[Ring128]) -> np.ndarray:
     n = masked[0].lo.size
     if any(m.lo.size != n for m in masked):
         raise ValueError("secure aggregation: the sites sent vectors of different lengths")
-    total = Ring128.zeros(n)
-    for m in masked:
-        total = total + m
-    return decode(total)
+    return decode(Ring128.sum_limbs(np.stack([m.limbs() for m in masked])))

@@ -188,14 +188,36 @@ def _penalty(params: GlmParams) -> Array:
 
 
 def _design(table: SiteTable, params: GlmParams, where: str | None) -> tuple[Array, Array]:
-    """The site's complete cases passing ``where`` as (X with the intercept column, y)."""
+    """The site's complete cases passing ``where`` as (X with the intercept column, y).
+
+    Read once per run's parameters and kept by the table (read-only): Newton's rounds reuse it.
+    """
     check_number_columns(table, params.outcome, params.covariates)
+    key = ("glm-design", params.outcome, tuple(params.covariates), params.intercept, where)
+    return table.derived(key, lambda: _read_design(table, params, where))
+
+
+def _events(table: SiteTable, params: GlmParams, where: str | None, y: Array) -> int:
+    """The events among the design's rows, once the outcome is checked to be 0/1 (kept)."""
+
+    def count() -> int:
+        check_binary_outcome(y, params.outcome)
+        return int(y.sum())
+
+    key = ("glm-events", params.outcome, tuple(params.covariates), params.intercept, where)
+    return table.derived(key, count)
+
+
+def _read_design(table: SiteTable, params: GlmParams, where: str | None) -> tuple[Array, Array]:
     data = table.numeric([params.outcome, *params.covariates], where)
     y = np.ascontiguousarray(data[:, 0])
     x = data[:, 1:]
     if params.intercept:
         x = np.column_stack([np.ones(len(y)), x])
-    return np.ascontiguousarray(x), y
+    x = np.ascontiguousarray(x)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
 
 
 class SymmetricSolver:
@@ -365,13 +387,15 @@ class LogRegTask(Task[LogRegParams]):
     ) -> SiteOutput:
         """Gradient, Hessian, log-likelihood and events at the hub's β, or the evaluation."""
         refuse_dp(self.name, ctx.rho)
-        if params.split_column is not None:
-            check_split_column(table, params.split_column, params.where)
-        x, y = _design(table, params, row_filter(params.where, params.split_column, "train"))
+        if params.split_column is not None:  # checked once: the table never changes
+            split = params.split_column
+            key = ("split-checked", split, params.where)
+            table.derived(key, lambda: check_split_column(table, split, params.where))
+        where = row_filter(params.where, params.split_column, "train")
+        x, y = _design(table, params, where)
         beta = payload_vector(payload, "beta", x.shape[1])
-        check_binary_outcome(y, params.outcome)
         values = _site_n(x, ctx)
-        events = int(y.sum())
+        events = _events(table, params, where, y)
         ctx.policy.check_cell(events, f"the number of events ({params.outcome} = 1)")
         ctx.policy.check_cell(len(y) - events, f"the number of non-events ({params.outcome} = 0)")
         phase = payload.get("phase", "fit")
