@@ -1,8 +1,8 @@
 """Benchmark: the Study-1-like feature set on 100,000 patients with 5,000,000 Observations.
 
 End to end, ``cardiobox.cohort.extract(hf_admissions.yaml, store, features=hf_features.yaml,
-out=...)`` — fact tables from the store's JSON, the cohort (first primary heart-failure
-inpatient admission of each adult), every column of the feature set (demographics,
+out=...)`` — the cohort (first primary heart-failure inpatient admission of each adult) over
+the store's fact tables, every column of the feature set (demographics,
 first-in-stay vitals and labs, LVEF, NYHA, ECG, 44 phenotype flags, 2 × 32 medication flags,
 BMI, eGFR, death, CV death and heart-failure readmission at 30 days and 1 year), the metadata
 and the Parquet file — in seconds, against a straightforward pandas implementation of the same
@@ -11,6 +11,12 @@ Python loop (timed separately, and part of the baseline's end-to-end figure), th
 sorts and group-bys. The baseline computes all 146 columns of the table but ``row_id``, so the
 ratio compares like with like; before any figure is reported the two tables are joined on the
 patient and compared cell by cell (numbers to 1e-9, NULL equal to NULL).
+
+The fact tables (patients, encounters and one row per recorded value of a data-model variable,
+:mod:`cardiobox.store.facts`) are load-time work: every load refreshes them for the resources
+it wrote, in its own transaction. This benchmark writes its resources by SQL, past the loaders,
+so it builds them with ``SiteStore.reindex()`` — the same refresh code, over every resource —
+and reports that time on its own line as load-time indexing, next to the extraction.
 
 The data: a synthetic site store written straight into the store's ``resources`` table with
 DuckDB SQL that builds the FHIR R5 JSON text — no validation, as this benchmark measures feature
@@ -525,6 +531,29 @@ def step_validate(db: str, n: int = 2000) -> dict[str, Any]:
     }
 
 
+def step_index(db: str) -> dict[str, Any]:
+    """Build the store's fact tables (load-time work: ``SiteStore.reindex``, one transaction)."""
+    from cardiobox.store import SiteStore
+
+    t = time.perf_counter()
+    with SiteStore(db) as store:
+        refresh = store.reindex()
+        facts = dict(
+            store.con.execute("SELECT resource_type, count(*) FROM facts GROUP BY 1").fetchall()
+        )
+    seconds = time.perf_counter() - t
+    return {
+        "seconds": seconds,
+        "mode": refresh.mode,
+        "resources": refresh.resources,
+        "facts": refresh.facts,
+        "facts_by_type": facts,
+        "resources_per_s": refresh.resources / seconds,
+        "store_bytes": Path(db).stat().st_size,
+        "peak_memory_gb": _peak_gb(),
+    }
+
+
 def step_engine(db: str, out: str) -> dict[str, Any]:
     """Time ``cardiobox.cohort.extract`` end to end; the table is written to ``out``."""
     from cardiobox.cohort import extract
@@ -548,7 +577,7 @@ def step_engine(db: str, out: str) -> dict[str, Any]:
 
 
 def step_breakdown(db: str) -> dict[str, Any]:
-    """Where the engine's time goes: fact tables, cohort, feature query (as extract runs them)."""
+    """Where the extraction's time goes: opening the store, cohort, feature query."""
     from cardiobox.cdm import load_dictionary
     from cardiobox.cohort import api
     from cardiobox.cohort.compile import compile_cohort, compile_features
@@ -560,33 +589,22 @@ def step_breakdown(db: str) -> dict[str, Any]:
     assert isinstance(cohort, CohortDefinition) and isinstance(feature_set, FeatureSet)
     compiled = compile_cohort(cohort, dictionary)
     features = compile_features(feature_set, dictionary)
-    # extract's own preparation, with its call to build_facts timed apart
-    facts_seconds = []
-    build_facts = api.build_facts
-
-    def timed_build_facts(*args: Any, **kwargs: Any) -> None:
-        t = time.perf_counter()
-        build_facts(*args, **kwargs)
-        facts_seconds.append(time.perf_counter() - t)
-
-    api.build_facts = timed_build_facts  # type: ignore[assignment]
-    con = api._open(db)
     t0 = time.perf_counter()
+    con, warnings = api._open(db)
+    t1 = time.perf_counter()
     api._prepare(con, compiled)
     api._follow_up_extent(con)
-    t1 = time.perf_counter()
-    table = con.sql(features.sql(compiled.final)).to_arrow_table()
     t2 = time.perf_counter()
-    counts = dict(con.execute("SELECT resource_type, count(*) FROM c_facts GROUP BY 1").fetchall())
+    table = con.sql(features.sql(compiled.final)).to_arrow_table()
+    t3 = time.perf_counter()
     con.close()
-    api.build_facts = build_facts  # type: ignore[assignment]
     return {
-        "facts_seconds": facts_seconds[0],
-        "facts": counts,
-        "cohort_seconds": t1 - t0 - facts_seconds[0],
-        "feature_query_seconds": t2 - t1,
-        "feature_query_aggregates": len(features.aggregates),
+        "open_seconds": t1 - t0,
+        "cohort_seconds": t2 - t1,
+        "feature_query_seconds": t3 - t2,
+        "feature_query_groups": len(features.windows) + len(features.pivots),
         "rows": table.num_rows,
+        "warnings": warnings,
     }
 
 
@@ -1069,6 +1087,8 @@ def main() -> None:
         valid = run_step("features", "validate", db)
         if valid["quarantined"] or valid["warnings"]:
             raise SystemExit(f"the synthetic resources do not pass validation: {valid}")
+        index = run_step("features", "index", db)
+        print(f"load-time indexing: {index['seconds']:.1f} s", flush=True)
         engine = run_step("features", "engine", db, f"{tmp}/engine.parquet")
         print(f"engine: {engine['seconds']:.1f} s", flush=True)
         empty = [c for c in SANITY if engine["null_share"].get(c, 1) > 0.5]
@@ -1089,6 +1109,8 @@ def main() -> None:
     scale = args.patients / args.baseline_patients if args.baseline_patients else 1.0
     base_seconds = base["seconds"] * scale
     speedup = base_seconds / engine["seconds"]
+    # What a store pays once (or a load, for its own resources), next to the extraction.
+    speedup_with_index = base_seconds / (engine["seconds"] + index["seconds"])
     result = {
         "benchmark": "features",
         "date": time.strftime("%Y-%m-%d"),
@@ -1100,22 +1122,30 @@ def main() -> None:
         "baseline_patients": args.baseline_patients,
         "generate": gen,
         "validated_sample": valid,
+        "index": index,
         "engine": engine,
         "engine_breakdown": parts,
         "baseline": base,
         "baseline_seconds_full_size": base_seconds,
         "speedup": speedup,
+        "speedup_with_index": speedup_with_index,
         "agreement": agree,
         "targets": TARGETS,
     }
     rows = [
         (
-            "engine, end to end",
-            f"{engine['seconds']:,.1f} s",
+            "load-time indexing: fact tables from the JSON (once per store)",
+            f"{index['seconds']:,.1f} s",
             "",
             None,
         ),
-        ("  fact tables from the JSON (2nd run)", f"{parts['facts_seconds']:,.1f} s", "", None),
+        ("engine: extraction, end to end", f"{engine['seconds']:,.1f} s", "", None),
+        (
+            "  open the store and its fact tables (2nd run)",
+            f"{parts['open_seconds']:,.1f} s",
+            "",
+            None,
+        ),
         ("  cohort (2nd run)", f"{parts['cohort_seconds']:,.1f} s", "", None),
         ("  feature query (2nd run)", f"{parts['feature_query_seconds']:,.1f} s", "", None),
         ("engine rows/s", f"{engine['rows_per_s']:,.0f} rows/s", "", None),
@@ -1127,7 +1157,18 @@ def main() -> None:
         ),
         ("  reading + orjson", f"{base['read_seconds'] * scale:,.1f} s", "", None),
         ("  pandas", f"{base['compute_seconds'] * scale:,.1f} s", "", None),
-        ("speed-up engine vs pandas", f"{speedup:,.1f}×", "≥ 10×", speedup >= TARGETS["speedup"]),
+        (
+            "speed-up: extraction vs pandas",
+            f"{speedup:,.1f}×",
+            "≥ 10×",
+            speedup >= TARGETS["speedup"],
+        ),
+        (
+            "  with the one-off indexing added to the extraction",
+            f"{speedup_with_index:,.1f}×",
+            "",
+            None,
+        ),
         (
             "cells that agree",
             f"{agree['cells_agree']:.2%}",
@@ -1142,6 +1183,7 @@ def main() -> None:
             "",
             None,
         ),
+        ("indexing peak memory", f"{index['peak_memory_gb']:.2f} GB", "", None),
         ("engine peak memory", f"{engine['peak_memory_gb']:.2f} GB", "", None),
         ("pandas peak memory", f"{base['peak_memory_gb']:.2f} GB", "", None),
     ]

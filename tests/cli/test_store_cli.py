@@ -100,3 +100,13 @@ def test_cdm_validate(tmp_path: Path) -> None:
 def test_version_flag() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and "cardiobox" in result.stdout
+
+
+def test_reindex_rebuilds_fact_tables(tmp_path: Path) -> None:
+    from cardiobox.store.site_store import SiteStore
+
+    site = tmp_path / "site.duckdb"
+    SiteStore(site).close()
+    result = CliRunner().invoke(app, ["store", "reindex", "--site", str(site), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["mode"] == "full"

@@ -32,7 +32,7 @@ from cardiobox.cohort.definition import (
     Outcome,
     load_definition,
 )
-from cardiobox.cohort.facts import build_facts
+from cardiobox.cohort.facts import open_facts
 from cardiobox.cohort.metadata import describe_table
 from cardiobox.errors import InputError, Location
 
@@ -102,7 +102,8 @@ class CohortResult:
         }
 
 
-def _open(site: str | Path) -> duckdb.DuckDBPyConnection:
+def _open(site: str | Path) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    """A connection reading the store and its fact tables; with warnings about them."""
     path = Path(site)
     if not path.exists():
         raise InputError(
@@ -110,15 +111,15 @@ def _open(site: str | Path) -> duckdb.DuckDBPyConnection:
         )
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS site (READ_ONLY)")
-    con.execute("CREATE TEMP VIEW resources AS SELECT * FROM site.resources")
-    return con
+    try:
+        warnings = open_facts(con, path)
+    except BaseException:
+        con.close()
+        raise
+    return con, warnings
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, cohort: CompiledCohort) -> None:
-    # Facts of every variable: the inferred follow-up end must not depend on which
-    # variables a feature set happens to read.
-    build_facts(con, load_dictionary())
     for k, step in enumerate(cohort.steps):
         con.execute(f"CREATE OR REPLACE TEMP TABLE cohort_{k} AS {step.sql}")
 
@@ -166,14 +167,15 @@ def count(definition: Definition, site: str | Path) -> CohortResult:
     """
     d = _cohort(definition)
     compiled = compile_cohort(d, load_dictionary())
-    con = _open(site)
+    con, warnings = _open(site)
     try:
         _prepare(con, compiled)
         attrition = _attrition(con, compiled)
     finally:
         con.close()
     last = attrition[-1]
-    warnings = [] if last.rows else [f"the cohort {d.name} selects nobody at this site"]
+    if not last.rows:
+        warnings.append(f"the cohort {d.name} selects nobody at this site")
     return CohortResult(d.name, str(site), last.rows, last.patients, attrition, warnings=warnings)
 
 
@@ -227,7 +229,7 @@ def extract(
     dated = d.entry.event != "patient"
     fs_def = _features(features) if features is not None else None
     fs = compile_features(fs_def, dictionary, dated) if fs_def is not None else CompiledFeatures()
-    con = _open(site)
+    con, warnings = _open(site)
     try:
         _prepare(con, compiled)
         _follow_up_extent(con)
@@ -243,7 +245,8 @@ def extract(
         }
     finally:
         con.close()
-    warnings = [] if table.num_rows else [f"the cohort {d.name} selects nobody at this site"]
+    if not table.num_rows:
+        warnings.append(f"the cohort {d.name} selects nobody at this site")
     for col in fs.columns:
         if col.kind == "feature" and col.variable not in present and table.num_rows:
             warnings.append(

@@ -14,6 +14,10 @@ leaves the store as it was. Items are staged, then judged in bulk:
    version moves to ``resource_history``.
 
 For every import: items read = stored (created + updated + unchanged) + quarantined.
+
+A producer that builds the resources itself (the ingestion engine) may stage them as a table
+of its own, each item with its type, id and md5: that table becomes the table of items as it
+is, without a copy, and the same checks run on it.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from cardiobox.cdm.jsontext import dumps, loads_exact
 from cardiobox.cdm.profile import dictionary_tables, profile_rules_sql
 from cardiobox.cdm.r4_to_r5 import CONVERTERS, convert_r4_to_r5
 from cardiobox.cdm.structure import structural_findings
-from cardiobox.duck import temp_table
+from cardiobox.duck import sql_str, temp_table
 from cardiobox.errors import InputError, Location
 from cardiobox.store import readers
 from cardiobox.store.db import one, scalar_int
@@ -53,6 +57,39 @@ from cardiobox.store.validate import StructureValidator
 Progress = Callable[[str, int, int | None], None]
 
 _ID_RULE = r"^[A-Za-z0-9\-\.]{1,64}$"
+
+#: The patient an item belongs to: given by the producer, the Patient itself, or its subject.
+_PATIENT_REF = """CASE WHEN patient IS NOT NULL THEN patient
+    WHEN rt = 'Patient' THEN rid ELSE regexp_extract(
+        list_filter(json_extract_string(doc, ['$.subject.reference', '$.patient.reference']),
+                    lambda r: r IS NOT NULL)[1],
+        '(?:^|/)Patient/([A-Za-z0-9\\-\\.]{1,64})$', 1) END"""
+
+# The first basic problem of an item (rule, element, message), over ``i`` (ok: the text is
+# JSON; jt: its JSON type; rt, rid: type and id when strings; rt_type, id_type: their JSON
+# types; fhir_version) and ``k`` (the release's resource types).
+_EARLY_RULE = f"""CASE WHEN NOT ok THEN 'invalid-json'
+    WHEN jt <> 'OBJECT' THEN 'not-a-resource'
+    WHEN i.rt IS NULL THEN 'missing-resourceType'
+    WHEN k.rt IS NULL THEN 'unknown-resource-type'
+    WHEN rid IS NULL THEN 'missing-id'
+    WHEN NOT regexp_matches(rid, '{_ID_RULE}') THEN 'invalid-id'
+END"""
+_EARLY_ELEMENT = """CASE WHEN NOT ok OR jt <> 'OBJECT' THEN NULL
+    WHEN i.rt IS NULL OR k.rt IS NULL THEN 'resourceType'
+    ELSE i.rt || '.id' END"""
+_EARLY_MESSAGE = """CASE WHEN NOT ok THEN 'invalid JSON'
+    WHEN jt <> 'OBJECT' THEN format(
+        'expected a JSON object (a FHIR resource), found a JSON {}', lower(jt))
+    WHEN i.rt IS NULL AND rt_type IS NULL THEN
+        'the item has no resourceType, so it is not a FHIR resource'
+    WHEN i.rt IS NULL THEN 'resourceType must be a string'
+    WHEN k.rt IS NULL THEN format('{} is not a resource type of FHIR {}', i.rt, i.fhir_version)
+    WHEN rid IS NULL AND id_type IS NULL THEN
+        'the resource has no id; every stored resource needs one'
+    WHEN rid IS NULL THEN 'id must be a string'
+    ELSE format('id {} is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)', to_json(rid))
+END"""
 
 
 @dataclass
@@ -107,11 +144,13 @@ class ImportReport:
 
 # ``grp``: items of one source row (ingestion) are stored or rejected together; ``shape``: a
 # key that the producer guarantees equal for items of equal JSON structure (generated
-# resources), saving the structure computation; ``provenance``: JSON kept with the resource.
+# resources), saving the structure computation; ``provenance``: JSON kept with the resource;
+# ``hash``: the md5 of ``raw``, when the producer hashed the text as it built it.
 STAGE_DDL = """
 CREATE OR REPLACE TEMP TABLE _stage (
     seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, raw VARCHAR,
-    grp BIGINT, shape VARCHAR, provenance VARCHAR, patient VARCHAR, rt VARCHAR, rid VARCHAR
+    grp BIGINT, shape VARCHAR, provenance VARCHAR, patient VARCHAR, rt VARCHAR, rid VARCHAR,
+    hash VARCHAR
 );
 CREATE OR REPLACE TEMP TABLE _rejected (
     seq BIGINT, file VARCHAR, line BIGINT, entry INTEGER, rt VARCHAR, rid VARCHAR,
@@ -190,7 +229,7 @@ class Importer:
                 f"""INSERT INTO _stage
                 SELECT {seq} + line - 1, ?, line, NULL,
                     CASE WHEN suffix(raw, chr(13)) THEN rtrim(raw, chr(13)) ELSE raw END,
-                    NULL, NULL, NULL, NULL, NULL, NULL
+                    NULL, NULL, NULL, NULL, NULL, NULL, NULL
                 FROM (
                     SELECT row_number() OVER () AS line, raw FROM read_csv(?,
                         columns = {{'raw': 'VARCHAR'}}, header = false, delim = chr(1),
@@ -225,7 +264,8 @@ class Importer:
                 )
                 con.register("_chunk", table)
                 con.execute(
-                    "INSERT INTO _stage SELECT *, NULL, NULL, NULL, NULL, NULL, NULL FROM _chunk"
+                    "INSERT INTO _stage SELECT *, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+                    "FROM _chunk"
                 )
                 con.unregister("_chunk")
                 seq += n
@@ -299,13 +339,65 @@ class Importer:
         self.progress("checking JSON", 0, None)
         # Line numbers are fixed now; the rest needs no particular row order.
         con.execute("SET preserve_insertion_order = false")
+        if self._adoptable(versions):
+            self._adopt_stage(next(iter(versions.values())))
+        else:
+            self._copy_stage()
+        self._structure()
+        self._convert()
+        self._profile()
+
+    def _adoptable(self, versions: dict[str, str]) -> bool:
+        """True when ``_stage`` is a producer's own table of built resources.
+
+        Such a table (every item with its type given, one FHIR release) becomes the table of
+        items as it is, instead of being copied.
+        """
+        if len(set(versions.values())) != 1:
+            return False
+        is_table = scalar_int(
+            self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_stage'"
+            )
+        )
+        untyped = one(
+            self.con.execute("SELECT count(*) FILTER (WHERE rt IS NULL), count(*) FROM _stage")
+        )
+        return bool(is_table) and untyped is not None and untyped[0] == 0 and untyped[1] > 0
+
+    def _adopt_stage(self, version: str) -> None:
+        """Take the producer's ``_stage`` over as ``_items``; reject its items' basic problems."""
+        con = self.con
+        con.execute(
+            f"""ALTER TABLE _stage RENAME TO _items;
+            ALTER TABLE _items RENAME COLUMN raw TO doc;
+            ALTER TABLE _items ADD COLUMN fhir_version VARCHAR DEFAULT {sql_str(version)};
+            ALTER TABLE _items ADD COLUMN source_doc VARCHAR"""
+        )
+        con.execute("DROP TABLE IF EXISTS _stage_data")
+        # A built resource is a JSON object whose type and id are strings.
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _failed AS
+            SELECT seq, rule, element, message, NULL AS findings FROM (
+                SELECT i.seq, {_EARLY_RULE} AS rule, {_EARLY_ELEMENT} AS element,
+                    {_EARLY_MESSAGE} AS message
+                FROM (SELECT seq, rt, rid, fhir_version, true AS ok, 'OBJECT' AS jt,
+                          'VARCHAR' AS rt_type, 'VARCHAR' AS id_type FROM _items) i
+                LEFT JOIN _known k ON k.rt = i.rt AND k.fhir_version = i.fhir_version
+            ) WHERE rule IS NOT NULL"""
+        )
+        self._move_failed()
+
+    def _copy_stage(self) -> None:
+        """Create ``_items`` from ``_stage``, with each item's type, id and basic problem."""
+        con = self.con
         # One pass: validity, resource type and id, and the first basic problem of each item.
         # The text is kept exactly as received: re-serialising would rewrite decimals (1.50).
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _items AS
             WITH keyed AS (
                 SELECT s.seq, s.file, s.line, s.entry, s.grp, s.shape, s.provenance, s.patient,
-                    v.fhir_version, s.raw AS doc,
+                    v.fhir_version, s.raw AS doc, coalesce(s.hash, md5(s.raw)) AS hash,
                     -- try(): NULL for text that is not JSON, so each item is parsed twice;
                     -- a producer that built the resource gives its type and id itself.
                     CASE WHEN s.rt IS NULL
@@ -323,32 +415,9 @@ class Importer:
                 FROM keyed
             )
             SELECT i.seq, i.file, i.line, i.entry, i.grp, i.shape, i.provenance, i.patient,
-                i.fhir_version,
-                i.doc, NULL::VARCHAR AS source_doc, i.rt, i.rid,
-                CASE WHEN NOT ok THEN 'invalid-json'
-                     WHEN jt <> 'OBJECT' THEN 'not-a-resource'
-                     WHEN i.rt IS NULL THEN 'missing-resourceType'
-                     WHEN k.rt IS NULL THEN 'unknown-resource-type'
-                     WHEN rid IS NULL THEN 'missing-id'
-                     WHEN NOT regexp_matches(rid, '{_ID_RULE}') THEN 'invalid-id'
-                END AS early_rule,
-                CASE WHEN NOT ok OR jt <> 'OBJECT' THEN NULL
-                     WHEN i.rt IS NULL OR k.rt IS NULL THEN 'resourceType'
-                     ELSE i.rt || '.id' END AS early_element,
-                CASE WHEN NOT ok THEN 'invalid JSON'
-                     WHEN jt <> 'OBJECT' THEN format(
-                         'expected a JSON object (a FHIR resource), found a JSON {{}}', lower(jt))
-                     WHEN i.rt IS NULL AND rt_type IS NULL THEN
-                         'the item has no resourceType, so it is not a FHIR resource'
-                     WHEN i.rt IS NULL THEN 'resourceType must be a string'
-                     WHEN k.rt IS NULL THEN format(
-                         '{{}} is not a resource type of FHIR {{}}', i.rt, i.fhir_version)
-                     WHEN rid IS NULL AND id_type IS NULL THEN
-                         'the resource has no id; every stored resource needs one'
-                     WHEN rid IS NULL THEN 'id must be a string'
-                     ELSE format('id {{}} is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)',
-                                 to_json(rid))
-                END AS early_message
+                i.fhir_version, i.doc, i.hash, NULL::VARCHAR AS source_doc, i.rt, i.rid,
+                {_EARLY_RULE} AS early_rule, {_EARLY_ELEMENT} AS early_element,
+                {_EARLY_MESSAGE} AS early_message
             FROM typed i LEFT JOIN _known k ON k.rt = i.rt AND k.fhir_version = i.fhir_version"""
         )
         # The staged text now lives in _items; free it (a producer's view and its table too).
@@ -365,9 +434,6 @@ class Importer:
         )
         self._describe_bad_json()
         con.execute("DELETE FROM _items WHERE early_rule IS NOT NULL")
-        self._structure()
-        self._convert()
-        self._profile()
 
     def _describe_bad_json(self) -> None:
         """Replace 'invalid JSON' by the parser's own message, for the (few) bad items."""
@@ -489,7 +555,7 @@ class Importer:
         )
         con.register("_converted_arrow", converted)
         con.execute(
-            """UPDATE _items SET source_doc = doc, doc = c.new_doc
+            """UPDATE _items SET source_doc = doc, doc = c.new_doc, hash = md5(c.new_doc)
             FROM _converted_arrow c WHERE _items.seq = c.seq"""
         )
         con.unregister("_converted_arrow")
@@ -533,42 +599,17 @@ class Importer:
         con = self.con
         load = self.load_id
         self._reject_groups()
-        # Within this import the last occurrence of a (type, id) wins.
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _accepted AS
-            SELECT seq, rt, rid, md5(doc) AS hash,
-                CASE WHEN patient IS NOT NULL THEN patient
-                     WHEN rt = 'Patient' THEN rid ELSE regexp_extract(
-                    list_filter(json_extract_string(doc, ['$.subject.reference',
-                        '$.patient.reference']), lambda r: r IS NOT NULL)[1],
-                    '(?:^|/)Patient/([A-Za-z0-9\\-\\.]{1,64})$', 1) END AS patient_ref
-            FROM _items"""
+            f"CREATE OR REPLACE TEMP VIEW _keyed AS SELECT seq, rt, rid, hash, {_PATIENT_REF} "
+            "AS patient_ref FROM _items"
         )
+        winners = "_keyed" if self._ids_distinct() else self._pick_winners()
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _winner AS
-            SELECT rt, rid, max(seq) AS seq, arg_max(hash, seq) AS hash,
-                arg_max(patient_ref, seq) AS patient_ref, count(*) AS n
-            FROM _accepted GROUP BY rt, rid"""
-        )
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _failed AS
-            SELECT a.seq, 'duplicate-id' AS rule, a.rt || '.id' AS element,
-                format('{}/{} appears again later in this import ({}) with different content; '
-                       'the later one was stored', a.rt, a.rid,
-                       coalesce(i.file || coalesce(':' || i.line, '')
-                                || coalesce(' entry ' || i.entry, ''), '?')) AS message,
-                NULL AS findings
-            FROM _accepted a JOIN _winner w ON a.rt = w.rt AND a.rid = w.rid
-            JOIN _items i ON i.seq = w.seq
-            WHERE w.n > 1 AND a.seq <> w.seq AND a.hash <> w.hash"""
-        )
-        self._move_failed()
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _merge AS
+            f"""CREATE OR REPLACE TEMP TABLE _merge AS
             SELECT w.seq, w.rt, w.rid, w.hash, w.patient_ref,
                 CASE WHEN r.content_hash IS NULL THEN 'created'
                      WHEN r.content_hash = w.hash THEN 'unchanged' ELSE 'updated' END AS action
-            FROM _winner w
+            FROM {winners} w
             LEFT JOIN resources r ON r.resource_type = w.rt AND r.id = w.rid"""
         )
         con.execute(
@@ -584,14 +625,24 @@ class Importer:
                 (SELECT (rt, rid) FROM _merge WHERE action = 'updated')"""
             )
         self.progress("writing", 0, None)
-        con.execute(
-            """INSERT INTO resources
-            SELECT i.rt, i.rid, m.patient_ref, i.fhir_version, i.doc, i.source_doc, m.hash, ?,
-                i.file, i.line, i.entry, i.provenance
-            FROM _items i JOIN _merge m USING (seq)
-            WHERE m.action IN ('created', 'updated')""",
-            [load],
-        )
+        if winners == "_keyed" and self._all_created():
+            # Every item is new and its own winner: all of _items goes in, no join needed.
+            con.execute(
+                f"""INSERT INTO resources
+                SELECT rt, rid, {_PATIENT_REF}, fhir_version, doc, source_doc, hash, ?,
+                    file, line, entry, provenance
+                FROM _items""",
+                [load],
+            )
+        else:
+            con.execute(
+                """INSERT INTO resources
+                SELECT i.rt, i.rid, m.patient_ref, i.fhir_version, i.doc, i.source_doc, m.hash,
+                    ?, i.file, i.line, i.entry, i.provenance
+                FROM _items i JOIN _merge m USING (seq)
+                WHERE m.action IN ('created', 'updated')""",
+                [load],
+            )
         con.execute(
             """INSERT INTO findings
             SELECT m.rt, m.rid, ?, 'warning', w.rule, w.element, w.message
@@ -601,6 +652,50 @@ class Importer:
         )
         self._quarantine()
         return self._report(files, versions, started)
+
+    def _all_created(self) -> bool:
+        """True when the merge plan creates every resource (none is stored yet)."""
+        return not scalar_int(
+            self.con.execute("SELECT count(*) FROM _merge WHERE action <> 'created'")
+        )
+
+    def _ids_distinct(self) -> bool:
+        """True when no (type, id) occurs twice among the items.
+
+        Checked on a 64-bit hash of the pair, cheaper than grouping by the strings: distinct
+        hashes mean distinct pairs (a collision only sends the load the longer way).
+        """
+        row = one(self.con.execute("SELECT count(DISTINCT hash(rt, rid)) = count(*) FROM _items"))
+        return bool(row and row[0])
+
+    def _pick_winners(self) -> str:
+        """Within this import the last occurrence of a (type, id) wins: ``_winner``.
+
+        An earlier occurrence with other content is rejected (``duplicate-id``); one with the
+        same content stays, and counts as unchanged.
+        """
+        con = self.con
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _winner AS
+            SELECT rt, rid, max(seq) AS seq, arg_max(hash, seq) AS hash,
+                arg_max(patient_ref, seq) AS patient_ref, count(*) AS n
+            FROM _keyed GROUP BY rt, rid"""
+        )
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _failed AS
+            SELECT a.seq, 'duplicate-id' AS rule, a.rt || '.id' AS element,
+                format('{}/{} appears again later in this import ({}) with different content; '
+                       'the later one was stored', a.rt, a.rid,
+                       coalesce(i.file || coalesce(':' || i.line, '')
+                                || coalesce(' entry ' || i.entry, ''), '?')) AS message,
+                NULL AS findings
+            FROM _items a JOIN (SELECT * FROM _winner WHERE n > 1) w
+                ON a.rt = w.rt AND a.rid = w.rid
+            JOIN _items i ON i.seq = w.seq
+            WHERE a.seq <> w.seq AND a.hash <> w.hash"""
+        )
+        self._move_failed()
+        return "_winner"
 
     def _reject_groups(self) -> None:
         """An item of a rejected source row takes the rest of the row with it."""

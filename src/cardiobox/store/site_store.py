@@ -25,6 +25,7 @@ from cardiobox.cdm.fhir_versions import R4, R4B, R5
 from cardiobox.cdm.r4_to_r5 import PROFILED_TYPES
 from cardiobox.errors import InputError, Location
 from cardiobox.store.db import one
+from cardiobox.store.facts import FactsRefresh, refresh_facts
 from cardiobox.store.importer import Importer, ImportReport, Progress
 from cardiobox.store.readers import MANIFEST
 from cardiobox.store.schema import create_schema
@@ -142,8 +143,9 @@ class SiteStore:
         ``fill(con)`` inserts into the temporary tables ``_stage`` (the resources, FHIR R5,
         with ``grp`` = their source row, ``shape`` and ``provenance``), ``_groups`` (each source
         row: file, line, raw text) and ``_rejected`` (rows the producer already rejected). It
-        may instead replace ``_stage`` by a view of the same columns over a table
-        ``_stage_data``, which saves a copy; ``_stage_data`` is dropped once it has been read.
+        may instead replace ``_stage`` by a table of its own with the same columns, every item
+        with its ``rt`` and ``rid`` and with ``hash`` the md5 of ``raw``: the store then takes
+        that table over as its table of items instead of copying it.
         Validation, quarantine and the single-transaction write are then those of
         :meth:`import_fhir`; the items of a source row are stored or quarantined together.
 
@@ -195,6 +197,9 @@ class SiteStore:
             if dry_run:
                 self.con.rollback()
             else:
+                # The fact tables follow the resources in the same transaction.
+                importer.progress("indexing facts", 0, None)
+                refresh_facts(self.con, importer.load_id)
                 self._commit()
         except BaseException:
             self.con.rollback()
@@ -204,6 +209,28 @@ class SiteStore:
             self.con.execute("RESET preserve_insertion_order")
         report.seconds = time.perf_counter() - started
         return report
+
+    def reindex(self) -> FactsRefresh:
+        """Rebuild the fact tables that cohorts read from every resource, in one transaction.
+
+        Loads keep the tables up to date themselves; this is for a store written by an older
+        cardiobox, or filled by other means than :meth:`import_fhir` and :meth:`load_staged`.
+
+        Returns
+        -------
+        FactsRefresh
+            What was done, and how long it took.
+        """
+        self.con.begin()
+        try:
+            refresh = refresh_facts(self.con)
+            self._commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        finally:
+            self._drop_temp()
+        return refresh
 
     def _commit(self) -> None:
         self.con.commit()
