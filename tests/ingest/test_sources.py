@@ -118,3 +118,45 @@ def test_header_column_count_mismatch(tmp_path: Path) -> None:
             tmp_path,
             None,
         )
+
+
+def csv_lines(
+    tmp_path: Path, text: str, header: bool = True
+) -> tuple[list[tuple[object, ...]], str]:
+    """(_row, id) of every record read from ``text``, and how rows are numbered."""
+    (tmp_path / "l.csv").write_text(text)
+    con = duckdb.connect()
+    source = Source(
+        format="csv", path="l.csv", header=header, columns=None if header else ["id", "v"]
+    )
+    info = load_source(con, source, tmp_path, None)
+    got = con.execute("SELECT _row, id FROM _src ORDER BY _row").fetchall()
+    assert info.rows + len(info.bad_rows) == len(got) + len(info.bad_rows)
+    return got, info.numbering
+
+
+@pytest.mark.parametrize(
+    ("text", "header", "expected"),
+    [
+        # one record a line: records are numbered by their line, header included
+        ("id,v\na,1\nb,2\nc,3\n", True, [(2, "a"), (3, "b"), (4, "c")]),
+        ("a,1\nb,2\n", False, [(1, "a"), (2, "b")]),
+        # blank lines at the end change nothing; blank lines inside shift the records after
+        ("id,v\na,1\nb,2\n\n\n", True, [(2, "a"), (3, "b")]),
+        ("id,v\na,1\n\nb,2\n \nc,3\n", True, [(2, "a"), (4, "b"), (6, "c")]),
+        ("a,1\n\nb,2\n", False, [(1, "a"), (3, "b")]),
+        # a rejected line (too many fields) keeps its own number, and the others theirs
+        ("id,v\na,1\nx,1,2\nb,2\n", True, [(2, "a"), (4, "b")]),
+        ("id,v\n", True, []),
+    ],
+)
+def test_records_are_numbered_by_line(
+    tmp_path: Path, text: str, header: bool, expected: list[tuple[object, ...]]
+) -> None:
+    got, numbering = csv_lines(tmp_path, text, header)
+    assert got == expected and numbering == "line"
+
+
+def test_records_over_several_lines_are_numbered_by_position(tmp_path: Path) -> None:
+    got, numbering = csv_lines(tmp_path, 'id,v\na,"1\n2"\nb,2\n')
+    assert got == [(1, "a"), (2, "b")] and numbering == "row"

@@ -6,8 +6,9 @@ problems found in the row's values (an unparsable number or date, a code missing
 concept map, a unit that cannot be converted). Everything is set-based: look-ups go through
 tables of the distinct source values, never through a Python loop per row.
 
-JSON is assembled by string concatenation with ``concat_ws``, which skips NULL members, so an
-absent value leaves no key behind (FHIR forbids ``null`` and empty objects).
+JSON is assembled by string concatenation (:mod:`cardiobox.ingest.jsonsql`), which skips
+absent members, so an absent value leaves no key behind (FHIR forbids ``null`` and empty
+objects).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from cardiobox.cdm import Variable, load_dictionary
 from cardiobox.cdm.codes import PRIMARY_DIAGNOSIS_EXT, canonical_system
+from cardiobox.duck import temp_table
 from cardiobox.errors import InputError
-from cardiobox.ingest import units
+from cardiobox.ingest import jsonsql, units
 from cardiobox.ingest.concept_maps import LoadedMap, lookup_key_sql
+from cardiobox.ingest.jsonsql import Text, cat, jstr, member, obj, value, when
 from cardiobox.ingest.mapping import Block, BlockFields, Mapping, Value
 from cardiobox.store.validate import WHITESPACE
 
@@ -33,6 +35,7 @@ COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 COND_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+OBS_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 _JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 _TIME_DIRECTIVES = re.compile(r"%[HIMSpfTRXc]")
 
@@ -48,46 +51,41 @@ def lit(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def jstr(sql: str) -> str:
-    """JSON string literal of a SQL text expression."""
-    return f"to_json(CAST({sql} AS VARCHAR))"
-
-
-def member(key: str, json_sql: str, present: str | None = None) -> str:
-    """One ``"key":value`` member, NULL (skipped by concat_ws) when absent."""
-    body = f"'\"{key}\":' || {json_sql}"
-    # `||` is NULL when either side is: an absent value needs no test of its own.
-    return body if present is None else f"CASE WHEN {present} THEN {body} END"
-
-
-def obj(*members: str) -> str:
-    """A JSON object from members; NULL when every member is absent."""
-    # Each member appears once in the SQL: nesting must not double the expression's size.
-    return f"nullif('{{' || concat_ws(',', {', '.join(members)}) || '}}', '{{}}')"
-
-
-def arr(*items: str) -> str:
-    """A JSON array of items (NULL items skipped); NULL when empty."""
-    return f"nullif('[' || concat_ws(',', {', '.join(items)}) || ']', '[]')"
-
-
-def coding(system_sql: str, code_sql: str, display_sql: str = "NULL") -> str:
+def coding(system_sql: str, code_sql: str, display_sql: str = "NULL") -> Text:
     """A Coding JSON object (NULL when there is no code)."""
-    return (
-        f"CASE WHEN {code_sql} IS NOT NULL THEN "
-        + obj(
-            member("system", jstr(system_sql), f"{system_sql} IS NOT NULL"),
-            member("code", jstr(code_sql), "true"),
-            member("display", jstr(display_sql), f"{display_sql} IS NOT NULL"),
-        )
-        + " END"
+    # Inside the test of the code, the code member is always there: it anchors the commas.
+    system_present = (
+        None if jsonsql.literal_text(system_sql) is not None else f"{system_sql} IS NOT NULL"
+    )
+    display_present = (
+        None if jsonsql.literal_text(display_sql) is not None else f"{display_sql} IS NOT NULL"
+    )
+    return when(
+        obj(
+            member("system", jstr(system_sql), system_present),
+            member("code", jstr(code_sql, present=True)),
+            member("display", jstr(display_sql), display_present),
+        ),
+        None if jsonsql.literal_text(code_sql) is not None else f"{code_sql} IS NOT NULL",
     )
 
 
-def concept(system_sql: str, code_sql: str, display_sql: str = "NULL") -> str:
+def concept(system_sql: str, code_sql: str, display_sql: str = "NULL") -> Text:
     """A CodeableConcept JSON object with one coding (NULL when there is no code)."""
-    c = coding(system_sql, code_sql, display_sql)
-    return f"'{{\"coding\":[' || ({c}) || ']}}'"
+    return cat(
+        jsonsql.text('{"coding":['), coding(system_sql, code_sql, display_sql), jsonsql.text("]}")
+    )
+
+
+def listed(item: Text) -> Text:
+    """A JSON array of one item (NULL when the item is)."""
+    return cat(jsonsql.text("["), item, jsonsql.text("]"))
+
+
+#: The row's patient pseudonym, as the instance queries name it.
+PSEUDO = "s.__pid"
+#: The id member of a resource whose id is an md5 (``__rid__``): never NULL.
+_ID = member("id", jsonsql.always("to_json(__rid__)"))
 
 
 @dataclass
@@ -179,15 +177,19 @@ class BlockCompiler:
         return f's."{self.derived[sql][1]}"'
 
     def materialise(self) -> None:
-        """Create ``_srcx``: ``_src`` plus every registered expression, level by level."""
-        # One statement of nested projections: the table is written once, not once a level.
+        """Create ``_srcx``: ``_src`` plus every registered expression, level by level.
+
+        A view of nested projections, not a table: the query building the resources computes
+        each expression once per row as it reads it, and the look-ups of distinct values
+        compute only the columns they read.
+        """
         query = "SELECT * FROM _src"
         for level in sorted({level for level, _ in self.derived.values()}):
             cols = ", ".join(
                 f'{sql} AS "{alias}"' for sql, (lv, alias) in self.derived.items() if lv == level
             )
             query = f"SELECT s.*, {cols} FROM ({query}) s"
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _srcx AS {query}")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW _srcx AS {query}")
 
     def raw(self, v: Value) -> str:
         """SQL text of a value before typing (NULL when absent)."""
@@ -395,24 +397,29 @@ class BlockCompiler:
         if block.type not in ("Patient", "Encounter"):
             # The patient is part of every id: equal rows of two patients are two resources.
             key = self.raw(f.key) if f.key else row_key
-            rid = (
-                f"md5({lit(self.mapping.name + '|' + inst + '|')} || coalesce(p.pseudo, '') "
-                f"|| chr(31) || {key})"
+            # Computed once, below the query that uses it twice (id and rid).
+            inner_rid = (
+                f", md5({lit(self.mapping.name + '|' + inst + '|')} || coalesce(p.pseudo, '') "
+                f"|| chr(31) || {key}) AS __rid"
             )
+            rid = "s.__rid"
+        else:
+            inner_rid = ""
         conds = [f"({main}) IS NOT NULL"]
         if f.when:
             conds.append(f"coalesce(({f.when}), false)")
         problems = [*patient.problems, *problems]
+        # NULL when the row's values are fine (the common case costs one test).
         errs = (
-            "list_filter(["
+            f"CASE WHEN {' OR '.join(f'({p.bad_sql})' for p in problems)} THEN list_filter(["
             + ", ".join(
                 f"CASE WHEN {p.bad_sql} THEN {{'rule': {lit(p.rule)}, 'column': {lit(p.column)}, "
                 f"'message': {p.message_sql}}} END"
                 for p in problems
             )
-            + "], lambda e: e IS NOT NULL)"
+            + "], lambda e: e IS NOT NULL) END"
             if problems
-            else '[]::STRUCT(rule VARCHAR, "column" VARCHAR, message VARCHAR)[]'
+            else 'NULL::STRUCT(rule VARCHAR, "column" VARCHAR, message VARCHAR)[]'
         )
         shape = " || ".join(
             [lit(inst), *(f"CASE WHEN {b} THEN '1' ELSE '0' END" for b in shape_bits)]
@@ -420,34 +427,33 @@ class BlockCompiler:
         joins = " ".join(self.joins)
         sql = (
             f"SELECT s._row, {lit(inst)} AS inst, {lit(block.type)} AS rt, {rid} AS __rid, "
-            f"{doc.replace('__rid__', '__rid')} AS doc, {errs} AS errs, {shape} AS shape, "
-            f"p.pseudo AS patient "
-            f"FROM _srcx s LEFT JOIN _pid p ON p.local = {patient.raw} {joins} "
+            f"{str(doc).replace('__rid__', rid)} AS doc, {errs} AS errs, {shape} AS shape, "
+            f"{PSEUDO} AS patient "
+            f"FROM (SELECT s.*, p.pseudo AS __pid{inner_rid} FROM _srcx s "
+            f"LEFT JOIN _pid p ON p.local = {patient.raw}) s {joins} "
             f"WHERE {' AND '.join(conds)}"
         )
         return sql, list(self.conversions), list(self.joins)
 
-    def _subject(self) -> str:
-        return member(
-            "subject", "'{\"reference\":\"Patient/' || p.pseudo || '\"}'", "p.pseudo IS NOT NULL"
-        )
+    def _subject(self) -> Text:
+        ref = cat(jsonsql.text('{"reference":"Patient/'), value(PSEUDO, PSEUDO), jsonsql.text('"}'))
+        return member("subject", ref, f"{PSEUDO} IS NOT NULL")
 
-    def _encounter_ref(self, f: BlockFields) -> tuple[str, list[Problem], list[str]]:
+    def _encounter_ref(self, f: BlockFields) -> tuple[Text, list[Problem], list[str]]:
         if f.encounter is None:
-            return "NULL", [], []
+            return jsonsql.NULL, [], []
         c = self.compile(f.encounter)
         pseudo = self.encounter_id(c.raw)
-        m = member(
-            "encounter",
-            '\'{"reference":"Encounter/\' || ' + pseudo + " || '\"}'",
-            f"{c.raw} IS NOT NULL",
+        ref = cat(
+            jsonsql.text('{"reference":"Encounter/'), value(pseudo, pseudo), jsonsql.text('"}')
         )
+        m = member("encounter", ref, f"{c.raw} IS NOT NULL")
         return m, c.problems, [f"{c.raw} IS NOT NULL"]
 
     def _build_patient(self, f: BlockFields, patient: Compiled, inst: str) -> tuple[Any, ...]:
         members = [
             member("resourceType", "'\"Patient\"'", "true"),
-            member("id", "to_json(p.pseudo)", "true"),
+            member("id", value(f"to_json({PSEUDO})", PSEUDO)),
         ]
         problems: list[Problem] = []
         bits: list[str] = []
@@ -474,7 +480,7 @@ class BlockCompiler:
                 problems += d.problems
                 members.append(member(key, jstr(d.sql)))
                 bits.append(f"{d.sql} IS NOT NULL")
-        return obj(*members), "p.pseudo", problems, "p.pseudo", bits
+        return obj(*members), PSEUDO, problems, PSEUDO, bits
 
     def _build_encounter(self, f: BlockFields, patient: Compiled, inst: str) -> tuple[Any, ...]:
         if f.encounter is None:
@@ -486,7 +492,7 @@ class BlockCompiler:
         eid = self.encounter_id(enc.raw)
         problems = list(enc.problems)
         bits: list[str] = []
-        period: list[str] = []
+        period: list[Text] = []
         for key, val in (("start", f.start), ("end", f.end)):
             if val is not None:
                 d = self.compile(val, "datetime")
@@ -494,12 +500,12 @@ class BlockCompiler:
                 period.append(member(key, jstr(d.sql)))
                 bits.append(f"{d.sql} IS NOT NULL")
         end_sql = self.compile(f.end, "datetime").sql if f.end is not None else "NULL"
-        cls = "NULL"
+        cls: Text = jsonsql.NULL
         if f.class_ is not None:
             c = self.compile(f.class_, "code")
             problems += c.problems
             system = c.system or lit(ACT_CODE)
-            cls = f"CASE WHEN {c.sql} IS NOT NULL THEN '[' || ({concept(system, c.sql, c.display or 'NULL')}) || ']' END"
+            cls = when(listed(concept(system, c.sql, c.display or "NULL")), f"{c.sql} IS NOT NULL")
             bits.append(f"{c.sql} IS NOT NULL")
         admission = []
         for key, val in (
@@ -515,11 +521,12 @@ class BlockCompiler:
                 bits.append(f"{c.sql} IS NOT NULL")
         members = [
             member("resourceType", "'\"Encounter\"'", "true"),
-            member("id", f"to_json({eid})", "true"),
+            member("id", value(f"to_json({eid})", eid)),
             member(
                 "status",
-                f"CASE WHEN {end_sql} IS NOT NULL THEN '\"completed\"' ELSE '\"unknown\"' END",
-                "true",
+                jsonsql.always(
+                    f"CASE WHEN {end_sql} IS NOT NULL THEN '\"completed\"' ELSE '\"unknown\"' END"
+                ),
             ),
             member("class", cls),
             self._subject(),
@@ -535,7 +542,7 @@ class BlockCompiler:
         v: Variable | None,
         problems: list[Problem],
         bits: list[str],
-    ) -> list[str]:
+    ) -> list[Text]:
         """value[x] members of an Observation."""
         if f.value is None:
             return []
@@ -576,12 +583,23 @@ class BlockCompiler:
                     u.raw,
                 )
             )
-            unit_code = f"{conv}.target"
-            # value, then unit, system and code together (all NULL without a unit)
-            quantity = (
-                f"'{{\"value\":' || {number} || coalesce(',\"unit\":' || {jstr(unit_code)} "
-                f"|| ',\"system\":\"{UCUM}\",\"code\":' || {jstr(unit_code)}, '') || '}}'"
+            unit_json = jstr(f"{conv}.target")
+            # value, then unit, system and code together (all absent without a unit); the
+            # number is there when the conversion's factor and offset are (the value is).
+            quantity = cat(
+                jsonsql.text('{"value":'),
+                when(value(number, f"{conv}.factor"), f"{conv}.offset IS NOT NULL"),
+                jsonsql.optional(
+                    cat(
+                        jsonsql.text(',"unit":'),
+                        unit_json,
+                        jsonsql.text(f',"system":"{UCUM}","code":'),
+                        unit_json,
+                    )
+                ),
+                jsonsql.text("}"),
             )
+            unit_code = f"{conv}.target"
             bits.append(f"{unit_code} IS NOT NULL")
             return [member("valueQuantity", quantity, f"{val.sql} IS NOT NULL")]
         if vt == "code":
@@ -646,7 +664,7 @@ class BlockCompiler:
             cs = v.codes[0]
             code_json = concept(lit(cs.system), lit(cs.codes[0]), lit(v.name("en")))
             category = v.observation_category or "exam"
-            cat_json = f"'[' || {concept(lit(OBS_CATEGORY), lit(category))} || ']'"
+            cat_json = listed(concept(lit(OBS_CATEGORY), lit(category)))
             main = "true"
         elif f.code is not None:
             c = self.compile(f.code, "code")
@@ -664,7 +682,7 @@ class BlockCompiler:
             else:
                 var_sql = c.variable
             self.join(f"LEFT JOIN _vars vr ON vr.variable = {var_sql}")
-            cat_json = f"'[' || {concept(lit(OBS_CATEGORY), 'vr.category')} || ']'"
+            cat_json = listed(concept(lit(OBS_CATEGORY), "vr.category"))
             main = c.raw
         else:
             raise InputError(
@@ -686,15 +704,17 @@ class BlockCompiler:
         enc, enc_problems, enc_bits = self._encounter_ref(f)
         problems += enc_problems
         bits += enc_bits
-        interp = "NULL"
+        interp: Text = jsonsql.NULL
         if f.interpretation is not None:
             c = self.compile(f.interpretation, "code")
             problems += c.problems
-            interp = f"'[' || {concept(c.system or lit('http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation'), c.sql, c.display or 'NULL')} || ']'"
+            interp = listed(
+                concept(c.system or lit(OBS_INTERPRETATION), c.sql, c.display or "NULL")
+            )
             bits.append(f"{c.sql} IS NOT NULL")
-        members = [
+        members: list[Text] = [
             member("resourceType", "'\"Observation\"'", "true"),
-            member("id", "to_json(__rid__)", "true"),
+            _ID,
             member("status", "'\"final\"'", "true"),
             member("category", cat_json),
             member("code", code_json, "true"),
@@ -757,11 +777,11 @@ class BlockCompiler:
             bits.append(f"{pb.sql} IS NOT NULL")
         members = [
             member("resourceType", "'\"Condition\"'", "true"),
-            member("id", "to_json(__rid__)", "true"),
+            _ID,
             member("extension", ext),
             member("clinicalStatus", concept(lit(COND_CLINICAL), clin), "true"),
             member("verificationStatus", concept(lit(COND_VERIFICATION), ver), "true"),
-            member("category", f"'[' || {concept(lit(COND_CATEGORY), cat)} || ']'", "true"),
+            member("category", listed(concept(lit(COND_CATEGORY), cat)), "true"),
             member("code", concept(c.system or "NULL", c.sql, c.display or "NULL"), "true"),
             self._subject(),
             enc,
@@ -807,12 +827,14 @@ class BlockCompiler:
             )
             dosage = f"CASE WHEN {dn.sql} IS NOT NULL THEN '[{{\"doseAndRate\":[{{\"doseQuantity\":' || {qty} || '}}]}}]' END"
             bits.append(f"{dn.sql} IS NOT NULL")
-        med = (
-            f"'{{\"concept\":' || {concept(c.system or 'NULL', c.sql, c.display or 'NULL')} || '}}'"
+        med = cat(
+            jsonsql.text('{"concept":'),
+            concept(c.system or "NULL", c.sql, c.display or "NULL"),
+            jsonsql.text("}"),
         )
         members = [
             member("resourceType", f"'\"{rt}\"'", "true"),
-            member("id", "to_json(__rid__)", "true"),
+            _ID,
             member(
                 "status",
                 "'\"recorded\"'" if rt == "MedicationStatement" else "'\"active\"'",
@@ -845,7 +867,7 @@ class BlockCompiler:
             bits.append(f"{d.sql} IS NOT NULL")
         members = [
             member("resourceType", "'\"Procedure\"'", "true"),
-            member("id", "to_json(__rid__)", "true"),
+            _ID,
             member("status", "'\"completed\"'", "true"),
             member("code", concept(c.system or "NULL", c.sql, c.display or "NULL"), "true"),
             self._subject(),
@@ -883,7 +905,7 @@ class BlockCompiler:
         lang = self.raw(f.language) if f.language is not None else "NULL"
         if f.language is not None:
             problems.append(code_format_problem(lang, self.label(f.language)))
-        ntype = "NULL"
+        ntype: Text = jsonsql.NULL
         if f.note_type is not None:
             c = self.compile(f.note_type, "code")
             problems += c.problems
@@ -897,13 +919,17 @@ class BlockCompiler:
         bits.append(f"{lang} IS NOT NULL")
         members = [
             member("resourceType", "'\"DocumentReference\"'", "true"),
-            member("id", "to_json(__rid__)", "true"),
+            _ID,
             member("status", "'\"current\"'", "true"),
             member("type", ntype),
             self._subject(),
             member("context", enc_sql),
             member("date", jstr(date)),
-            member("content", f"'[{{\"attachment\":' || {attachment} || '}}]'", "true"),
+            member(
+                "content",
+                cat(jsonsql.text('[{"attachment":'), attachment, jsonsql.text("}]")),
+                "true",
+            ),
         ]
         return obj(*members), text, problems, "NULL", bits
 
@@ -914,28 +940,35 @@ def dictionary_tables(con: duckdb.DuckDBPyConnection) -> None:
     ``_dictcodes(system, code, variable)`` and ``_vars(variable, value_type, unit, category)``.
     """
     d = load_dictionary()
-    codes: dict[str, list[Any]] = {"system": [], "code": [], "variable": []}
-    for v in d:
-        for cs in v.codes:
-            if not cs.hierarchical:
-                for code in cs.codes:
-                    codes["system"].append(cs.system)
-                    codes["code"].append(code)
-                    codes["variable"].append(v.id)
-    con.register("_dc_arrow", pa.table(codes))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _dictcodes AS SELECT DISTINCT ON (system, code) * FROM _dc_arrow"
+    codes = [
+        (cs.system, code, v.id)
+        for v in d
+        for cs in v.codes
+        if not cs.hierarchical
+        for code in cs.codes
+    ]
+    temp_table(
+        con,
+        "_dc_rows",
+        [("system", "VARCHAR"), ("code", "VARCHAR"), ("variable", "VARCHAR")],
+        codes,
     )
-    con.unregister("_dc_arrow")
-    vars_ = {
-        "variable": [v.id for v in d],
-        "value_type": [v.value_type for v in d],
-        "unit": [v.unit for v in d],
-        "category": [v.observation_category or "exam" for v in d],
-    }
-    con.register("_v_arrow", pa.table(vars_))
-    con.execute("CREATE OR REPLACE TEMP TABLE _vars AS SELECT * FROM _v_arrow")
-    con.unregister("_v_arrow")
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _dictcodes AS
+        SELECT DISTINCT ON (system, code) * FROM _dc_rows;
+        DROP TABLE _dc_rows"""
+    )
+    temp_table(
+        con,
+        "_vars",
+        [
+            ("variable", "VARCHAR"),
+            ("value_type", "VARCHAR"),
+            ("unit", "VARCHAR"),
+            ("category", "VARCHAR"),
+        ],
+        [(v.id, v.value_type, v.unit, v.observation_category or "exam") for v in d],
+    )
 
 
 def conversion_table(
@@ -955,9 +988,7 @@ def conversion_table(
             f"SELECT DISTINCT {variable_sql}, {unit_sql} FROM _srcx s {other}"
         ).fetchall()
         found.update((v, u) for v, u in rows)
-    cols: dict[str, list[Any]] = {
-        k: [] for k in ("variable", "unit", "factor", "offset", "target", "error")
-    }
+    rows = []
     for variable, unit in sorted(found, key=lambda x: (str(x[0]), str(x[1]))):
         factor, offset, target, error = 1.0, 0.0, None, None
         try:
@@ -970,21 +1001,10 @@ def conversion_table(
                 factor, offset, target = conv.factor, conv.offset, conv.to_unit
         except InputError as exc:
             error = exc.message
-        for k, val in zip(cols, (variable, unit, factor, offset, target, error), strict=True):
-            cols[k].append(val)
-    schema = pa.schema(
-        [
-            ("variable", pa.string()),
-            ("unit", pa.string()),
-            ("factor", pa.float64()),
-            ("offset", pa.float64()),
-            ("target", pa.string()),
-            ("error", pa.string()),
-        ]
-    )
-    con.register("_conv_arrow", pa.table(cols, schema=schema))
-    con.execute("CREATE OR REPLACE TEMP TABLE _conv AS SELECT * FROM _conv_arrow")
-    con.unregister("_conv_arrow")
+        rows.append((variable, unit, factor, offset, target, error))
+    columns = [("variable", "VARCHAR"), ("unit", "VARCHAR"), ("factor", "DOUBLE")]
+    columns += [("offset", "DOUBLE"), ("target", "VARCHAR"), ("error", "VARCHAR")]
+    temp_table(con, "_conv", columns, rows)
 
 
 __all__ = ["BlockCompiler", "conversion_table", "dictionary_tables"]

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from cardiobox.cdm import load_dictionary
 from cardiobox.cdm.codes import canonical_system
+from cardiobox.duck import temp_table
 from cardiobox.errors import InputError, Location
 from cardiobox.ingest.mapping import ConceptMapSpec
 
@@ -105,7 +105,7 @@ def load_concept_map(
         ]
     dictionary = load_dictionary()
     seen: dict[str, tuple[str | None, str]] = {}
-    data: dict[str, list[str | None]] = {c: [] for c in (*COLUMNS, "variable")}
+    entries: list[tuple[str, str | None, str, str | None, str | None]] = []
     for local, system, code, display, line in rows:
         where = Location(file=origin, line=line or None)
         if not local or not code:
@@ -132,16 +132,13 @@ def load_concept_map(
             )
         seen[key] = (uri, code)
         variable = dictionary.find_code(uri, code) if uri else None
-        for col, val in zip(
-            (*COLUMNS, "variable"),
-            (key, uri, code, display, variable.id if variable else None),
-            strict=True,
-        ):
-            data[col].append(val)
+        entries.append((key, uri, code, display, variable.id if variable else None))
     table = table_name(name)
-    con.register("_cm_arrow", pa.table(data, schema=pa.schema([(c, pa.string()) for c in data])))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT * FROM _cm_arrow")
-    con.unregister("_cm_arrow")
+    temp_table(con, "_cm_rows", [(c, "VARCHAR") for c in (*COLUMNS, "variable")], entries)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT * FROM _cm_rows; "
+        "DROP TABLE _cm_rows"
+    )
     return LoadedMap(name, table, spec.match, spec.case, len(seen), origin)
 
 

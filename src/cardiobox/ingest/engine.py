@@ -3,7 +3,8 @@
 The load goes through the site store's own import machinery
 (:meth:`cardiobox.store.SiteStore.load_staged`): the resources of one source row are a group,
 stored together or quarantined together (the quarantine keeps the source row itself), in one
-transaction, idempotently.
+transaction, idempotently. The resources are built, hashed and numbered by one query into a
+table that the store takes over as its table of items, without a copy.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 import duckdb
 import orjson
-import pyarrow as pa
 
 from cardiobox.duck import temp_table
 from cardiobox.errors import InputError, Location
@@ -31,7 +31,7 @@ from cardiobox.ingest.compile import (
 )
 from cardiobox.ingest.concept_maps import LoadedMap, load_concept_map
 from cardiobox.ingest.mapping import Mapping, load_mapping
-from cardiobox.ingest.pseudonym import SiteKey, key_path_for, load_or_create_key
+from cardiobox.ingest.pseudonym import SiteKey, key_path_for, load_or_create_key, pseudonym_sql
 from cardiobox.ingest.sources import SourceInfo, load_source, quote
 from cardiobox.store import SiteStore
 
@@ -91,15 +91,17 @@ def _pseudonyms(
 ) -> None:
     """Create ``table(local, pseudo)`` for the distinct local ids of ``exprs``.
 
-    HMAC runs in Python once per distinct id, not once per row.
+    The HMAC runs in DuckDB, once per distinct id (the key travels as query parameters).
     """
-    locals_: set[str] = set()
-    for expr in exprs:
-        locals_.update(
-            v for (v,) in con.execute(f"SELECT DISTINCT {expr} FROM _srcx s").fetchall() if v
-        )
-    rows = [(v, key.pseudonym(kind, v)) for v in sorted(locals_)]
-    temp_table(con, table, [("local", "VARCHAR"), ("pseudo", "VARCHAR")], rows)
+    ids = " UNION ALL ".join(f"SELECT {expr} AS local FROM _srcx s" for expr in exprs)
+    if not ids:
+        ids = "SELECT NULL::VARCHAR AS local"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT local, {pseudonym_sql(kind, "local")} AS pseudo
+        FROM (SELECT DISTINCT local FROM ({ids})) WHERE local IS NOT NULL AND local <> ''""",
+        key.sql_parameters(),
+    )
 
 
 class MappingRun:
@@ -124,12 +126,17 @@ class MappingRun:
 
     def fill(self, con: duckdb.DuckDBPyConnection) -> None:
         """Fill the store's staging tables (``_stage``, ``_groups``, ``_rejected``)."""
-        self.prepare(con)
+        self.prepare(con, hashed=True)
         assert self.info is not None
         self._stage(con, self.info)
 
-    def prepare(self, con: duckdb.DuckDBPyConnection) -> BlockCompiler:
-        """Read the source and build every resource into ``_stage_data`` (nothing is stored)."""
+    def prepare(self, con: duckdb.DuckDBPyConnection, hashed: bool = False) -> BlockCompiler:
+        """Read the source and build every resource into ``_stage_data`` (nothing is stored).
+
+        ``_stage_data`` has the columns of the store's ``_stage`` (``hash``: the md5 of the
+        resource's text when ``hashed``, else NULL) and ``errs``, the problems found in the
+        row's values (NULL when there are none).
+        """
         m = self.mapping
         self.progress("reading source", 0, None)
         info = load_source(con, m.source, self.base, self.override)
@@ -146,9 +153,11 @@ class MappingRun:
         patient.problems.append(_missing_patient(patient))
         row_key = self._row_key(info)
         instances = []
+        names = []
         for block in m.resources:
             for suffix, fields in block.instances():
                 instances.append(compiler.instance_sql(block, suffix, fields, patient, row_key))
+                names.append(f"{block.id}#{suffix}" if suffix else block.id)
         compiler.materialise()
         compiler.build_lookups()
         _pseudonyms(con, "_pid", "Patient", [patient.raw], self.key)
@@ -157,12 +166,26 @@ class MappingRun:
             con, [(var, unit, joins) for _sql, convs, joins in instances for var, unit in convs]
         )
         self.progress("building resources", 0, None)
-        # __ord numbers the instances, so that (_row, __ord) identifies a resource.
-        self.instances = len(instances)
+        self.instances = n = len(instances)
+        source = lit(info.path)
+        provenance = lit(orjson.dumps({"mapping": m.name}).decode()[:-1])
+        # The k-th instance of source row r is item r * n + k; each block's provenance is a
+        # constant.
         union = " UNION ALL ".join(
-            f"(SELECT {k} AS __ord, * FROM ({sql}))" for k, (sql, _c, _j) in enumerate(instances)
+            f"""(SELECT _row * {n} + {k} AS seq, {source} AS file, _row AS line,
+                NULL::INTEGER AS entry, doc AS raw, _row AS grp, shape,
+                {provenance} || ',"block":' || to_json({lit(name)}) || '}}' AS provenance,
+                patient, rt, __rid AS rid, errs FROM ({sql}))"""
+            for k, ((sql, _c, _j), name) in enumerate(zip(instances, names, strict=True))
         )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _stage_data AS {union}")
+        # The text is hashed as it is built, for the store's content hash.
+        digest = "md5(raw)" if hashed else "NULL::VARCHAR"
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _stage_data AS
+            SELECT seq, file, line, entry, raw, grp, shape, provenance, patient, rt, rid,
+                {digest} AS hash, errs
+            FROM ({union})"""
+        )
         return compiler
 
     def _bind_check(self, con: duckdb.DuckDBPyConnection, compiler: BlockCompiler) -> None:
@@ -192,24 +215,22 @@ class MappingRun:
         return f"concat_ws(chr(31), {parts})"
 
     def _stage(self, con: duckdb.DuckDBPyConnection, info: SourceInfo) -> None:
-        m = self.mapping
-        provenance = lit(orjson.dumps({"mapping": m.name}).decode()[:-1])
         source = lit(info.path)
         # Rows with problems in their values are rejected before validation.
         con.execute(
-            f"""INSERT INTO _rejected
-            SELECT -row_number() OVER (), {source}, _row, NULL, rt, NULL, e.rule, e.column,
-                e.message, NULL, NULL, _row
-            FROM (SELECT _row, rt, unnest(errs) AS e FROM _stage_data WHERE len(errs) > 0)"""
+            """INSERT INTO _rejected
+            SELECT -row_number() OVER (), file, line, NULL, rt, NULL, e.rule, e.column,
+                e.message, NULL, NULL, grp
+            FROM (SELECT file, line, grp, rt, unnest(errs) AS e FROM _stage_data
+                  WHERE errs IS NOT NULL)"""
         )
-        # A view, not a copy: the store reads it once, into its own table of items.
+        # The rest becomes the store's _stage as it is, which the store takes over as its
+        # table of items: the resources are never copied.
         con.execute(
-            f"""DROP TABLE _stage; CREATE TEMP VIEW _stage AS
-            SELECT _row * {self.instances} + __ord AS seq, {source} AS file, _row AS line,
-                NULL::INTEGER AS entry, doc AS raw, _row AS grp, shape,
-                {provenance} || ',"block":' || to_json(inst) || '}}' AS provenance, patient, rt,
-                __rid AS rid
-            FROM _stage_data WHERE len(errs) = 0"""
+            """DELETE FROM _stage_data WHERE errs IS NOT NULL;
+            ALTER TABLE _stage_data DROP COLUMN errs;
+            DROP TABLE _stage;
+            ALTER TABLE _stage_data RENAME TO _stage"""
         )
         # Each source row, as JSON of its columns, for the quarantine (only rejected rows are
         # ever read from this view).
@@ -220,19 +241,17 @@ class MappingRun:
             FROM _src s"""
         )
         if info.bad_rows:
-            bad = pa.table(
-                {
-                    "line": [b.line for b in info.bad_rows],
-                    "message": [b.message for b in info.bad_rows],
-                    "raw": [b.raw for b in info.bad_rows],
-                }
+            temp_table(
+                con,
+                "_bad_rows",
+                [("line", "BIGINT"), ("message", "VARCHAR"), ("raw", "VARCHAR")],
+                [(b.line, b.message, b.raw) for b in info.bad_rows],
             )
-            con.register("_bad_arrow", bad)
             con.execute(
                 f"""INSERT INTO _rejected SELECT -1000000000 - line, {source}, line, NULL, NULL,
-                    NULL, 'malformed-row', NULL, message, NULL, raw, NULL FROM _bad_arrow"""
+                    NULL, 'malformed-row', NULL, message, NULL, raw, NULL FROM _bad_rows;
+                DROP TABLE _bad_rows"""
             )
-            con.unregister("_bad_arrow")
 
 
 def _missing_patient(patient: Compiled) -> Problem:
@@ -309,10 +328,11 @@ def check_mapping(mapping_path: str | Path, source: str | Path | None = None) ->
         problems = [
             {"rule": rule, "column": column, "rows": int(n), "examples": list(examples)}
             for rule, column, n, examples in con.execute(
-                """SELECT e.rule, e.column, count(DISTINCT _row),
-                    list(DISTINCT 'row ' || _row || ': ' || e.message)[1:3]
-                FROM (SELECT _row, unnest(errs) AS e FROM _stage_data WHERE len(errs) > 0)
-                GROUP BY ALL ORDER BY 3 DESC"""
+                """SELECT e.rule, e.column, count(DISTINCT grp),
+                    list(DISTINCT 'row ' || line || ': ' || e.message)[1:3]
+                FROM (SELECT grp, line, unnest(errs) AS e FROM _stage_data
+                      WHERE errs IS NOT NULL)
+                GROUP BY ALL ORDER BY 3 DESC, 1, 2"""
             ).fetchall()
         ]
         unmapped = []

@@ -15,9 +15,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from cardiobox.duck import sql_str
 from cardiobox.errors import InputError, Location
 
 ENV_VAR = "CARDIOBOX_SITE_KEY"
+_BLOCK = 64  # SHA-256's block size, in bytes (RFC 2104)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,29 @@ class SiteKey:
         """
         msg = f"{kind}|{local_id}".encode()
         return hmac.digest(self.key, msg, "sha256").hex()[:32]  # one-shot: fast in C
+
+    def sql_parameters(self) -> dict[str, bytes]:
+        """The named parameters of :func:`pseudonym_sql`: the key's inner and outer pads.
+
+        They are as secret as the key: pass them to a query, never store or print them.
+        """
+        key = self.key if len(self.key) <= _BLOCK else hashlib.sha256(self.key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        return {
+            "hmac_inner": bytes(b ^ 0x36 for b in key),
+            "hmac_outer": bytes(b ^ 0x5C for b in key),
+        }
+
+
+def pseudonym_sql(kind: str, local_sql: str) -> str:
+    """DuckDB SQL computing :meth:`SiteKey.pseudonym` of the VARCHAR ``local_sql``.
+
+    HMAC-SHA256 written out (RFC 2104): ``H(outer || H(inner || message))``, with the pads
+    of :meth:`SiteKey.sql_parameters` as the named parameters ``$hmac_inner`` and
+    ``$hmac_outer``; the message is the UTF-8 text ``kind|local``.
+    """
+    message = f"encode({sql_str(kind + '|')} || {local_sql})"
+    return f"left(sha256($hmac_outer || unhex(sha256($hmac_inner || {message}))), 32)"
 
 
 def key_path_for(store: Path, key_file: str | Path | None) -> Path:

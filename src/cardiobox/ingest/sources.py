@@ -63,16 +63,21 @@ def resolve_path(source: Source, base: Path, override: str | Path | None) -> Pat
     return path
 
 
-def _normalise_nulls(
-    con: duckdb.DuckDBPyConnection, table: str, columns: list[str], nulls: list[str]
-) -> None:
+def _null_normalised(columns: list[str], nulls: list[str]) -> str:
+    """Select-list of the columns with the source's null values turned into NULL."""
     values = ", ".join(_sql_literal(v) for v in nulls)
-    cols = ", ".join(
+    return ", ".join(
         f"CASE WHEN trim({quote(c)}) IN ({values}) THEN NULL ELSE {quote(c)} END AS {quote(c)}"
         if nulls
         else quote(c)
         for c in columns
     )
+
+
+def _normalise_nulls(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[str], nulls: list[str]
+) -> None:
+    cols = _null_normalised(columns, nulls)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _src AS SELECT _row, {cols} FROM {table}")
     con.execute("DROP TABLE IF EXISTS _src_read")
 
@@ -112,10 +117,15 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> Sou
     columns = "{" + ", ".join(f"{_sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
     con.execute("DROP TABLE IF EXISTS _src_rejects")
     con.execute("DROP TABLE IF EXISTS _src_rejects_scan")
+    header = 1 if source.header else 0
     try:
+        # Numbered as if the k-th record were on the k-th line after the header; corrected
+        # below when blank, rejected or multi-line records say otherwise.
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _src_read AS
-            SELECT row_number() OVER () AS _k, * FROM read_csv({_sql_literal(str(path))},
+            f"""CREATE OR REPLACE TEMP TABLE _src AS
+            SELECT row_number() OVER () + {header} AS _row,
+                {_null_normalised(list(names), source.null_values)}
+            FROM read_csv({_sql_literal(str(path))},
                 header = {str(source.header).lower()}, delim = {_sql_literal(delim)},
                 quote = {_sql_literal(source.quote)}, escape = {_sql_literal(source.quote)},
                 encoding = {_sql_literal(source.encoding)}, columns = {columns},
@@ -139,47 +149,75 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> Sou
         ).fetchall()
     ]
     info = SourceInfo(str(path), list(names), 0, bad)
-    numbered = _number_lines(con, source, path, bad, info)
-    _normalise_nulls(con, numbered, list(names), source.null_values)
-    con.execute("DROP TABLE IF EXISTS _lines")
     info.rows = int(con.execute("SELECT count(*) FROM _src").fetchall()[0][0])
+    if bad or not _lines_as_numbered(con, source, path, info.rows):
+        _number_lines(con, source, path, bad, info)
     return info
+
+
+def _lines_text(source: Source, path: Path) -> str:
+    """A query of the file's lines: ``line`` (1-based) and ``raw`` (its text)."""
+    return f"""SELECT row_number() OVER () AS line, raw FROM read_csv({_sql_literal(str(path))},
+        columns = {{'raw': 'VARCHAR'}}, header = false, delim = chr(1), quote = '',
+        escape = '', auto_detect = false, new_line = '{newline_option(path)}',
+        strict_mode = false, parallel = false, encoding = {_sql_literal(source.encoding)},
+        max_line_size = 16777216)"""
+
+
+#: A line that holds a record (DuckDB's reader skips blank ones).
+_NOT_BLANK = "raw IS NOT NULL AND NOT regexp_full_match(raw, '\\s*')"
+
+
+def _lines_as_numbered(
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, records: int
+) -> bool:
+    """True when the k-th record is on the k-th line after the header, as ``_src`` says.
+
+    So it is when the non-blank lines after the header are exactly the lines 1..records after
+    it (no blank line among them, no record over several lines), there being no rejected line.
+    """
+    header = 1 if source.header else 0
+    row = con.execute(
+        f"""SELECT count(*) FILTER (WHERE line > {header}), coalesce(max(line), 0)
+        FROM ({_lines_text(source, path)}) WHERE {_NOT_BLANK}"""
+    ).fetchall()[0]
+    return int(row[0]) == records and (records == 0 or int(row[1]) == records + header)
 
 
 def _number_lines(
     con: duckdb.DuckDBPyConnection, source: Source, path: Path, bad: list[BadRow], info: SourceInfo
-) -> str:
-    """A query giving each accepted record its line in the file (or its position).
+) -> None:
+    """Give each accepted record of ``_src`` its line in the file (or its position).
 
     DuckDB's reader skips blank lines and keeps rejected lines apart; the k-th accepted record
     is on the k-th line that is neither the header, blank, nor rejected — unless a quoted field
     spans lines, in which case records are numbered by position instead.
     """
+    header = 1 if source.header else 0
     bad_lines = [b.line for b in bad]
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _lines AS
         SELECT row_number() OVER () AS k, line FROM (
-            SELECT line FROM (
-                SELECT row_number() OVER () AS line, raw FROM read_csv({_sql_literal(str(path))},
-                    columns = {{'raw': 'VARCHAR'}}, header = false, delim = chr(1), quote = '',
-                    escape = '', auto_detect = false, new_line = '{newline_option(path)}',
-                    strict_mode = false,
-                    parallel = false, encoding = {_sql_literal(source.encoding)},
-                    max_line_size = 16777216)
-            )
-            WHERE raw IS NOT NULL AND NOT regexp_full_match(raw, '\\s*')
-              AND line > {1 if source.header else 0}
-              AND line NOT IN (SELECT unnest(?))
+            SELECT line FROM ({_lines_text(source, path)})
+            WHERE {_NOT_BLANK} AND line > {header} AND line NOT IN (SELECT unnest(?))
             ORDER BY line
         )""",
         [bad_lines],
     )
-    accepted = con.execute("SELECT count(*) FROM _src_read").fetchall()[0][0]
     candidates = con.execute("SELECT count(*) FROM _lines").fetchall()[0][0]
-    if accepted == candidates:
-        return "(SELECT l.line AS _row, r.* FROM _src_read r JOIN _lines l ON l.k = r._k)"
-    info.numbering = "row"
-    return "(SELECT _k AS _row, * FROM _src_read)"
+    if info.rows == candidates:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _src_numbered AS
+            SELECT l.line AS _row, r.* EXCLUDE (_row)
+            FROM _src r JOIN _lines l ON l.k = r._row - {header};
+            DROP TABLE _src;
+            ALTER TABLE _src_numbered RENAME TO _src"""
+        )
+    else:
+        info.numbering = "row"
+        if header:
+            con.execute(f"UPDATE _src SET _row = _row - {header}")
+    con.execute("DROP TABLE IF EXISTS _lines")
 
 
 def _from_arrow(
