@@ -61,6 +61,10 @@ def test_demo_json(tmp_path: Path) -> None:
         assert n["store"]["quarantined"] == 0, name
         assert n["store"]["stored"] == n["resources"], name
         assert 0 < n["absent_symptoms"] <= n["entities"]["SYMPTOM"], name
+    catalogue = summary["catalogue"]
+    assert all(site["accepted"] and site["variables"] > 0 for site in catalogue["sites"].values())
+    for query, found in catalogue["searches"].items():
+        assert found[0] == "lvef", query
 
 
 def test_demo_prints_the_tour(tmp_path: Path) -> None:
@@ -77,5 +81,6 @@ def test_demo_prints_the_tour(tmp_path: Path) -> None:
         "Federated analysis",
         "CardioSynth: a synthetic copy of a demo hospital",
         "Clinical notes in Spanish, Dutch and Swedish",
+        "A catalogue of the federation",
     ):
         assert step in result.output

@@ -33,6 +33,7 @@ def main(
 def _register() -> None:
     # Imported here so that `cardiobox --help` stays fast and each group is one module.
     from cardiobox.cli import (
+        catalogue_cmd,
         cdm_cmd,
         cohort_cmd,
         demo_cmd,
@@ -58,6 +59,7 @@ def _register() -> None:
     app.add_typer(node_cmd.app, name="node")
     app.add_typer(synth_cmd.app, name="synth")
     app.add_typer(nlp_cmd.app, name="nlp")
+    app.add_typer(catalogue_cmd.app, name="catalogue")
     app.command("demo")(demo_cmd.demo)
 
 

