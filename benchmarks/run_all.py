@@ -15,6 +15,7 @@ BENCHMARKS = [
     "fed_latency.py",
     "synth.py",
     "nlp.py",
+    "catalogue.py",
 ]
 
 

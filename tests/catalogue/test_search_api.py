@@ -96,3 +96,29 @@ def test_an_unknown_or_malformed_variable_is_refused(client: TestClient) -> None
     assert r.status_code == 404 and "bnp" in r.json()["detail"]
     for bad in ("LVEF", "lvef;drop", "x" * 65):
         assert client.get(f"/catalogue/variables/{bad}").status_code == 422
+
+
+def test_dataset_pages_serve_the_hubs_current_descriptions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.catalogue.stores import sample_description
+
+    from cardiobox.catalogue.hub import Hub
+    from cardiobox.catalogue.rdf import to_turtle
+
+    description = sample_description()
+    path = tmp_path / "x.ttl"
+    path.write_text(to_turtle(description), encoding="utf-8")
+    hub = Hub(tmp_path / "hub")
+    site = description.site
+    assert hub.publish(site, path).accepted
+    index, _ = small_index()
+    app = FastAPI()
+    app.include_router(create_router(index, hub), prefix="/catalogue")
+    client = TestClient(app)
+    listed = client.get("/catalogue/datasets").json()
+    assert [d["site"] for d in listed] == [site]
+    page = client.get(f"/catalogue/datasets/{site}").json()
+    assert page["site"] == site
+    jsonld = client.get(f"/catalogue/datasets/{site}", params={"format": "jsonld"})
+    assert jsonld.headers["content-type"].startswith("application/ld+json")
+    assert client.get("/catalogue/datasets/nobody").status_code == 404
+    assert client.get("/catalogue/datasets/..%2Fetc").status_code in (404, 422)

@@ -3,7 +3,13 @@
 ``create_router(index)`` gives an :class:`fastapi.APIRouter` with
 
 * ``GET /search?q=&lang=&k=&site=&kind=``: the best hits, and the facet counts over them;
-* ``GET /variables/{variable_id}``: a data-model variable's labels and the sites holding it.
+* ``GET /variables/{variable_id}``: a data-model variable's labels and the sites holding it;
+
+and, given a :class:`~cardiobox.catalogue.hub.Hub`, the dataset pages:
+
+* ``GET /datasets``: each site's current version;
+* ``GET /datasets/{site}``: a site's current description (the model as JSON, or JSON-LD with
+  ``?format=jsonld``).
 
 Every parameter is checked and bounded before the index sees it (a query of at most
 :data:`~cardiobox.catalogue.search.MAX_QUERY_CHARS` characters, one of the seven languages,
@@ -19,11 +25,13 @@ Example
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 
+from cardiobox.catalogue.hub import Hub
+from cardiobox.catalogue.rdf import to_jsonld
 from cardiobox.catalogue.search import (
     MAX_K,
     MAX_QUERY_CHARS,
@@ -38,6 +46,7 @@ Language = Literal["en", "es", "it", "nl", "sv", "cs", "ro"]
 MAX_SITES = 50
 _MAX_SITE_CHARS = 200
 _VARIABLE_ID = r"^[a-z][a-z0-9_]{0,63}$"
+_SITE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
 
 class HitOut(BaseModel):
@@ -79,20 +88,25 @@ class VariableOut(BaseModel):
     documents: list[DocumentOut]
 
 
-def create_router(index: SearchIndex) -> APIRouter:
-    """The catalogue search endpoints over ``index``.
+def create_router(index: SearchIndex, hub: Hub | None = None) -> APIRouter:
+    """The catalogue search endpoints over ``index``, and the dataset pages of ``hub``.
 
     Parameters
     ----------
     index : SearchIndex
         A built or loaded index; it is only read.
+    hub : Hub, optional
+        The hub whose current descriptions ``GET /datasets`` serves.
 
     Returns
     -------
     fastapi.APIRouter
-        ``GET /search`` and ``GET /variables/{variable_id}``; mount it under any prefix.
+        ``GET /search``, ``GET /variables/{variable_id}`` and, with a hub, ``GET /datasets``
+        and ``GET /datasets/{site}``; mount it under any prefix.
     """
     router = APIRouter(tags=["catalogue"])
+    if hub is not None:
+        _dataset_routes(router, hub)
 
     @router.get("/search", response_model=SearchOut)
     def search(
@@ -161,6 +175,30 @@ def create_router(index: SearchIndex) -> APIRouter:
         )
 
     return router
+
+
+def _dataset_routes(router: APIRouter, hub: Hub) -> None:
+    """``GET /datasets`` and ``GET /datasets/{site}`` over the hub's current versions."""
+
+    @router.get("/datasets")
+    def datasets() -> list[dict[str, Any]]:
+        return [
+            {"site": site, "version": v.version, "published_at": v.published_at, "sha256": v.sha256}
+            for site, v in hub.current().items()
+        ]
+
+    @router.get("/datasets/{site}", response_model=None)
+    def dataset(
+        site: Annotated[str, Path(pattern=_SITE, description="The publishing site.")],
+        format: Annotated[Literal["json", "jsonld"], Query(description="Answer format.")] = "json",
+    ) -> Response | dict[str, Any]:
+        try:
+            description = hub.description(site)
+        except KeyError:
+            raise HTTPException(404, f"site {site!r} has published no description") from None
+        if format == "jsonld":
+            return Response(to_jsonld(description), media_type="application/ld+json")
+        return description.model_dump(mode="json")
 
 
 def _unprocessable(parameter: str, message: str) -> HTTPException:
