@@ -28,6 +28,9 @@ FloatArray = npt.NDArray[np.float32]
 #: e5 models read at most 512 tokens; catalogue texts are cut to this many characters first
 #: (names and synonyms come first in a document's text, so the cut drops description tails).
 MAX_EMBED_CHARS = 400
+#: Embeddings that ship with cardiobox: the data model's own texts (see
+#: :mod:`cardiobox.catalogue.bundle`), so that a first search needs no minutes of encoding.
+BUNDLED = Path(__file__).parent / "data" / "embeddings"
 _SHARD_ROWS = 64  # texts per embedding call and per cache shard: progress survives a kill
 
 
@@ -135,6 +138,11 @@ class E5Embedder:
         return np.asarray(row, dtype=np.float32).ravel()
 
 
+def _slug(model: str) -> str:
+    """A model name as a folder name."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
+
+
 class EmbeddingCache:
     """Text embeddings kept on disk, keyed by a hash of the model name and the text.
 
@@ -155,8 +163,7 @@ class EmbeddingCache:
     def _folder(self, model: str) -> Path | None:
         if self.root is None:
             return None
-        slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
-        return self.root / "catalogue-embeddings" / slug
+        return self.root / "catalogue-embeddings" / _slug(model)
 
     def _read(self, folder: Path) -> dict[str, FloatArray]:
         found: dict[str, FloatArray] = {}
@@ -193,7 +200,10 @@ class EmbeddingCache:
         """
         keys = [self.key(embedder.name, t, kind) for t in texts]
         folder = self._folder(embedder.name)
-        known = self._read(folder) if folder is not None and folder.is_dir() else {}
+        bundled = BUNDLED / _slug(embedder.name)
+        known = self._read(bundled) if bundled.is_dir() else {}
+        if folder is not None and folder.is_dir():
+            known.update(self._read(folder))
         missing = list(dict.fromkeys(k for k in keys if k not in known))
         text_of = dict(zip(keys, texts, strict=True))
         for start in range(0, len(missing), _SHARD_ROWS):
