@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from spacy.tokens import Doc, Span
 
-from cardiobox.nlp import context as context_module
+import cardiobox.nlp.languages as languages_module
 from cardiobox.nlp.context import (
     CATEGORIES,
     ConText,
@@ -337,7 +337,7 @@ def test_broken_rules_are_refused(changes: dict[str, object], message: str) -> N
 
 @pytest.fixture
 def broken_spanish_file(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(context_module, "load_language_file", lambda lang, name: {"triggers": {}})
+    monkeypatch.setattr(languages_module, "load_language_file", lambda lang, name: {"triggers": {}})
     load_context_rules.cache_clear()
     yield
     monkeypatch.undo()

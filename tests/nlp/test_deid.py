@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from tests.nlp.deid_notes import CLINICAL, LANGS, Note, make_notes
 
+import cardiobox.nlp.languages as languages_module
 from cardiobox.errors import CardioboxError
 from cardiobox.nlp import deid
 from cardiobox.nlp.deid import (
@@ -68,7 +69,7 @@ def test_schema_error_names_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     broken = dict(load_deid_data("es").model_dump())
     broken["months"] = [["enero", "febrero"]]
     del broken["titles"]
-    monkeypatch.setattr(deid, "load_language_file", lambda lang, name: broken)
+    monkeypatch.setattr(languages_module, "load_language_file", lambda lang, name: broken)
     with pytest.raises(
         LanguageError, match=r"es[/\\]deid\.yaml.*titles: Field required; months: .*not 12"
     ) as err:
@@ -76,7 +77,7 @@ def test_schema_error_names_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     assert err.value.rule == "language-data"
     broken = dict(load_deid_data("es").model_dump())
     broken["phone_patterns"] = ["[6789"]
-    monkeypatch.setattr(deid, "load_language_file", lambda lang, name: broken)
+    monkeypatch.setattr(languages_module, "load_language_file", lambda lang, name: broken)
     with pytest.raises(
         LanguageError, match=r"phone_patterns: .*not a valid regular expression.*\[6789"
     ):

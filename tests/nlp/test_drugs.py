@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cardiobox.nlp import lexicon
+import cardiobox.nlp.languages as languages_module
 from cardiobox.nlp.languages import LANGUAGES, LanguageError
 from cardiobox.nlp.lexicon import DrugLexicon, load_drug_lexicon, normalise_term
 
@@ -180,7 +180,7 @@ def test_schema_rejects_bad_entries(entry: dict[str, object]) -> None:
 
 def test_a_broken_file_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        lexicon, "load_language_file", lambda lang, name: {"drugs": {"Bad Key": {}}}
+        languages_module, "load_language_file", lambda lang, name: {"drugs": {"Bad Key": {}}}
     )
     with pytest.raises(LanguageError, match=r"nl/drugs\.yaml.*language-data"):
         load_drug_lexicon.__wrapped__("nl")

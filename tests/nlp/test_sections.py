@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
-from cardiobox.nlp import sections as sections_module
+import cardiobox.nlp.languages as languages_module
 from cardiobox.nlp.doc import make_doc
 from cardiobox.nlp.languages import LanguageError
 from cardiobox.nlp.sections import (
@@ -262,7 +262,7 @@ def test_unknown_section_name_is_refused() -> None:
 @pytest.fixture
 def broken_spanish_file(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(
-        sections_module, "load_language_file", lambda lang, name: {"headers": {"plan": [True]}}
+        languages_module, "load_language_file", lambda lang, name: {"headers": {"plan": [True]}}
     )
     load_section_rules.cache_clear()
     yield

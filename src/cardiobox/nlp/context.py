@@ -40,16 +40,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from spacy.attrs import IS_PUNCT, IS_SPACE, LIKE_NUM, ORTH, SENT_START
 from spacy.tokens import Doc, Span
 
-from cardiobox.errors import Location
 from cardiobox.nlp.doc import ENTITIES, MEASUREMENTS, SECTIONS, blank_pipeline
-from cardiobox.nlp.languages import LanguageError, language_dir, load_language_file
+from cardiobox.nlp.languages import load_language_model
 from cardiobox.nlp.sections import fold_text
 
 Category = Literal["negated", "uncertain", "historical", "family"]
@@ -216,15 +214,6 @@ class ContextRules(_Strict):
         return self
 
 
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
-
-
 @cache
 def load_context_rules(lang: str) -> ContextRules:
     """Read and validate ``lang/<lang>/context.yaml`` (cached).
@@ -244,15 +233,7 @@ def load_context_rules(lang: str) -> ContextRules:
     LanguageError
         When the file is missing or breaks the schema; the message names the file.
     """
-    raw = load_language_file(lang, "context")
-    try:
-        return ContextRules.model_validate(raw)
-    except ValidationError as exc:
-        raise LanguageError(
-            _describe(exc),
-            rule="language-data",
-            location=Location(file=str(language_dir(lang) / "context.yaml")),
-        ) from None
+    return load_language_model(lang, "context", ContextRules)
 
 
 # ---------------------------------------------------------------------------------------------

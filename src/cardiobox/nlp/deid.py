@@ -39,16 +39,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from spacy.tokens import Doc
 
 from cardiobox.errors import CardioboxError, Location
 from cardiobox.nlp.doc import IDENTIFIERS
 from cardiobox.nlp.languages import (
-    LanguageError,
     check_language,
-    language_dir,
-    load_language_file,
+    load_language_model,
 )
 
 __all__ = [
@@ -228,20 +226,7 @@ def load_deid_data(lang: str) -> DeidLanguageData:
     LanguageError
         When the file is missing or breaks the schema; the message names the file and field.
     """
-    code = check_language(lang)
-    raw = load_language_file(code, "deid")
-    try:
-        return DeidLanguageData.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise LanguageError(
-            f"invalid de-identification data: {problems}",
-            rule="language-data",
-            location=Location(file=str(language_dir(code) / "deid.yaml")),
-        ) from None
+    return load_language_model(check_language(lang), "deid", DeidLanguageData)
 
 
 # --------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from cardiobox.errors import CardioboxError, Location
 from cardiobox.yamlio import load_file
@@ -96,3 +98,49 @@ def load_language_file(lang: str, name: str) -> dict[str, Any]:
             "expected a mapping at the top level", rule="language-data", location=where
         )
     return data
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """A pydantic validation error as one line: ``field.path: message; ...``."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
+
+
+def load_language_model(lang: str, name: str, model: type[ModelT]) -> ModelT:
+    """Load ``nlp/lang/<lang>/<name>.yaml`` and validate it against ``model``.
+
+    Parameters
+    ----------
+    lang : str
+        Language code.
+    name : str
+        File stem (``context``, ``sections``, ``drugs``, ``deid``...).
+    model : type of pydantic.BaseModel
+        The file's schema, owned by the component that reads it.
+
+    Returns
+    -------
+    BaseModel
+        The validated file.
+
+    Raises
+    ------
+    LanguageError
+        When the file is missing or breaks the schema; the message names the file and field.
+    """
+    raw = load_language_file(lang, name)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise LanguageError(
+            describe_validation(exc),
+            rule="language-data",
+            location=Location(file=str(language_dir(lang) / f"{name}.yaml")),
+        ) from None

@@ -40,7 +40,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     model_validator,
 )
 from spacy.matcher import PhraseMatcher
@@ -50,13 +49,10 @@ from spacy.vocab import Vocab
 
 from cardiobox.cdm import codes as codesys
 from cardiobox.cdm.dictionary import Category, Variable, load_dictionary
-from cardiobox.errors import Location
 from cardiobox.nlp.doc import ENTITIES, ENTITY_TYPES, blank_pipeline
 from cardiobox.nlp.languages import (
-    LanguageError,
     check_language,
-    language_dir,
-    load_language_file,
+    load_language_model,
 )
 from cardiobox.nlp.sections import fold_text
 
@@ -155,15 +151,6 @@ class DrugLexicon(BaseModel):
         return self
 
 
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
-
-
 @cache
 def load_drug_lexicon(lang: str) -> DrugLexicon:
     """Read and validate ``lang/<lang>/drugs.yaml`` (cached).
@@ -183,15 +170,7 @@ def load_drug_lexicon(lang: str) -> DrugLexicon:
     LanguageError
         When the file is missing or breaks the schema; the message names the file.
     """
-    raw = load_language_file(lang, "drugs")
-    try:
-        return DrugLexicon.model_validate(raw)
-    except ValidationError as exc:
-        raise LanguageError(
-            _describe(exc),
-            rule="language-data",
-            location=Location(file=str(language_dir(lang) / "drugs.yaml")),
-        ) from None
+    return load_language_model(lang, "drugs", DrugLexicon)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,14 +34,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     model_validator,
 )
 from spacy.tokens import Doc, Span
 
-from cardiobox.errors import Location
 from cardiobox.nlp.doc import SECTIONS
-from cardiobox.nlp.languages import LanguageError, language_dir, load_language_file
+from cardiobox.nlp.languages import load_language_model
 
 SectionName = Literal[
     "chief_complaint",
@@ -168,15 +166,6 @@ class SectionRules(BaseModel):
         return self
 
 
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
-
-
 @cache
 def load_section_rules(lang: str) -> SectionRules:
     """Read and validate ``lang/<lang>/sections.yaml`` (cached).
@@ -196,15 +185,7 @@ def load_section_rules(lang: str) -> SectionRules:
     LanguageError
         When the file is missing or breaks the schema; the message names the file.
     """
-    raw = load_language_file(lang, "sections")
-    try:
-        return SectionRules.model_validate(raw)
-    except ValidationError as exc:
-        raise LanguageError(
-            _describe(exc),
-            rule="language-data",
-            location=Location(file=str(language_dir(lang) / "sections.yaml")),
-        ) from None
+    return load_language_model(lang, "sections", SectionRules)
 
 
 # ---------------------------------------------------------------------------------------------
