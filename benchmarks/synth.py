@@ -25,10 +25,17 @@ the value again gives the same code, so scoring codes is scoring the decoded tab
 Data: the UCI Cleveland table (``num`` replaced by the binary outcome ``disease`` = num > 0,
 so that no feature gives the outcome away) and the heart-failure records (outcome
 ``DEATH_EVENT``); with ``--large PARQUET ...``, the analysis tables of demo hospitals built
-with the ``hf_features`` feature set (``cardiobox demo --patients 10000`` writes them under
-``.demo/``), pooled, 100,000 rows drawn (outcome ``death_1y``; the other outcome columns are
-left out; 135 columns: slow for smartnoise, all pairs in AIM's workload). The scale line fits
-MST to 1,000,000 rows × 30 columns drawn from a random tree model (target: minutes).
+with the ``hf_features`` feature set, pooled, at most 100,000 rows drawn (outcome
+``death_1y``; the other outcome columns are left out; 135 columns: slow for smartnoise, all
+pairs in AIM's workload). ``cardiobox demo`` writes 1,000-patient ones under ``.demo/``;
+``--make-large DIR`` writes three of 33,334 patients each (100,002 rows) and uses them. The
+scale line fits MST to 1,000,000 rows × 30 columns drawn from a random tree model (target:
+minutes).
+
+smartnoise's fits are cached (``benchmarks/results/smartnoise-cache/``: a JSON record and the
+sampled codes per data set, mechanism, ε, seed, training codes, domain and runner source), so
+re-running cardiobox's side takes seconds; ``--large-smartnoise`` limits the cells smartnoise
+is run on for the large table and ``--smartnoise-timeout`` bounds its time per data set.
 
 Run: ``python benchmarks/synth.py [--seeds 3] [--large P ...] [--no-smartnoise] [--json]``;
 writes ``benchmarks/results/synth.json``.
@@ -37,10 +44,12 @@ writes ``benchmarks/results/synth.json``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -58,16 +67,16 @@ COLUMNS = ["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", 
            "oldpeak", "slope", "ca", "thal", "num"]  # fmt: skip
 SMARTNOISE_PY = ROOT / "benchmarks" / ".venv-smartnoise" / "bin" / "python"
 RUNNER = ROOT / "benchmarks" / "synth_smartnoise_runner.py"
+#: smartnoise's fits, one JSON record (and its sampled codes, .npz) per fit: gitignored
+CACHE = ROOT / "benchmarks" / "results" / "smartnoise-cache"
 EPSILONS = (1.0, 10.0)
 DELTA = 1e-5
 MECHANISMS = ("mst", "aim")
 SPEEDUP_TARGET = {"mst": 100.0, "aim": 10.0}
 SPLIT_SEED = 0
 LARGE_ROWS = 100_000
+LARGE_PATIENTS = 33_334  # per demo hospital: three hospitals give 100,002 rows
 OUTCOME_PREFIXES = ("death_", "cv_death_", "hf_readmission_")
-#: smartnoise's fit seconds on ~300-row tables as issue 6 quotes them (used only when
-#: smartnoise cannot be run here, and then marked "quoted, not measured").
-QUOTED_SMARTNOISE_SECONDS = {"mst": (12.0, 18.0), "aim": (70.0, 120.0)}
 
 
 # -- the data -------------------------------------------------------------------------------
@@ -97,6 +106,33 @@ def heart_failure() -> tuple[pa.Table, Any, str]:
     from cardiobox.synth.templates import template
 
     return tableio.read_table(HF), template("heart_failure_records"), "DEATH_EVENT"
+
+
+def make_demo_tables(workdir: Path, patients: int = LARGE_PATIENTS) -> list[Path]:
+    """The ``hf_features`` tables of the three demo hospitals with ``patients`` patients each.
+
+    The same steps as ``cardiobox demo --patients N`` up to its cohort step (generate the
+    hospitals' extracts, load them through their mappings, extract the built-in cohort and
+    feature set), without the tour's other steps; 33,334 patients give 100,002 rows (about
+    30 minutes and 4 GB on the project's machine).
+    """
+    from cardiobox.cohort import extract
+    from cardiobox.cohort.library import resolve
+    from cardiobox.demo.hospitals import TABLES, generate_all
+    from cardiobox.ingest.engine import run_mapping
+
+    extracts = generate_all(workdir / "hospitals", n_patients=patients)
+    key = workdir / "hospitals" / "site.key"
+    out = []
+    for h in extracts.values():
+        store = workdir / f"{h.name}.duckdb"
+        for t in TABLES:
+            run_mapping(h.mapping_path(t), store, key_file=key)
+        path = workdir / f"{h.name}_hf.parquet"
+        extract(resolve("hf_admissions"), store, features=resolve("hf_features"), out=path)
+        print(f"  wrote {path}", flush=True)
+        out.append(path)
+    return out
 
 
 def demo_features(paths: list[Path], rows: int = LARGE_ROWS) -> tuple[pa.Table, Any, str]:
@@ -136,7 +172,9 @@ def scores(
     return {
         "tvd_1way": float(tvd_1way(train, synthetic, sizes).mean()),
         "tvd_2way": float(np.nanmean(tvd_2way(train, synthetic, sizes))),
-        "tstr": {m.model: m.tstr for m in u.models},
+        # A synthetic table with one outcome class trains no model: chance, 0.5 (not left out
+        # of the mean, which would flatter the tool that produced it).
+        "tstr": {m.model: 0.5 if m.tstr is None else m.tstr for m in u.models},
         "trtr": {m.model: m.trtr for m in u.models},
     }
 
@@ -146,8 +184,13 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(known)) if known else None
 
 
+def _spread(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.std(known, ddof=1)) if len(known) > 1 else None
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Means over seeds of the seconds, TVDs and AUROCs of several runs."""
+    """Means over seeds (and the standard deviation between seeds) of several runs."""
     models = runs[0]["tstr"].keys()
     return {
         "runs": len(runs),
@@ -155,6 +198,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "tvd_1way": _mean([r["tvd_1way"] for r in runs]),
         "tvd_2way": _mean([r["tvd_2way"] for r in runs]),
         "tstr": {m: _mean([r["tstr"][m] for r in runs]) for m in models},
+        "sd": {
+            "tvd_1way": _spread([r["tvd_1way"] for r in runs]),
+            "tvd_2way": _spread([r["tvd_2way"] for r in runs]),
+            "tstr": {m: _spread([r["tstr"][m] for r in runs]) for m in models},
+        },
+        "per_seed": runs,
     }
 
 
@@ -186,30 +235,94 @@ def smartnoise_available() -> str | None:
     return None
 
 
+# -- smartnoise's cache ---------------------------------------------------------------------
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def cache_key(dataset: str, train_codes: np.ndarray, domain: Any, job: dict[str, Any]) -> str:
+    """Name of one smartnoise fit in the cache.
+
+    It changes with anything that changes the fit: the data set and its training codes, the
+    domain, the mechanism, ε, δ, the rows sampled, the seed and the runner's source code.
+    """
+    parts = {
+        "dataset": dataset,
+        "train": _sha(np.ascontiguousarray(train_codes, dtype=np.int64).tobytes()),
+        "domain": _sha(json.dumps(domain.to_dict(), sort_keys=True).encode()),
+        "runner": _sha(RUNNER.read_bytes()),
+        **{k: job[k] for k in ("mechanism", "epsilon", "delta", "n", "seed")},
+    }
+    return f"{dataset}-{job['mechanism']}-eps{job['epsilon']:g}-seed{job['seed']}-" + _sha(
+        json.dumps(parts, sort_keys=True).encode()
+    )
+
+
+def cached(key: str) -> tuple[float, np.ndarray] | None:
+    """(fit seconds, sampled codes) of a cached smartnoise fit, or None."""
+    meta = CACHE / f"{key}.json"
+    if not meta.exists():
+        return None
+    entry = json.loads(meta.read_text(encoding="utf-8"))
+    with np.load(CACHE / entry["codes"]) as npz:
+        return float(entry["seconds"]), np.asarray(npz["codes"], dtype=np.int64)
+
+
+def store(key: str, job: dict[str, Any], seconds: float, codes: np.ndarray) -> None:
+    """Cache one smartnoise fit: its JSON record and its sampled codes (``.npz``) beside it."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(CACHE / f"{key}.npz", codes=codes)
+    record = {**{k: v for k, v in job.items() if k != "out"}, "seconds": seconds,
+              "codes": f"{key}.npz", "smartnoise": "smartnoise-synth 1.0.8"}  # fmt: skip
+    (CACHE / f"{key}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
 def run_smartnoise(
-    train_codes: np.ndarray, sizes: list[int], jobs: list[dict[str, Any]], tmp: Path
-) -> list[tuple[float, np.ndarray]]:
-    """Run the jobs in smartnoise's environment; (fit seconds, sampled codes) per job."""
+    train_codes: np.ndarray,
+    sizes: list[int],
+    jobs: dict[str, dict[str, Any]],
+    tmp: Path,
+    timeout: float | None,
+) -> None:
+    """Run the jobs (by cache key) in smartnoise's environment, caching each as it finishes.
+
+    Jobs still running after ``timeout`` seconds (all of them together) are abandoned: they
+    stay out of the cache, and the caller reports them as not measured.
+    """
     import pandas as pd
 
     columns = [f"c{j}" for j in range(train_codes.shape[1])]
     train_csv = tmp / "train_codes.csv"
     pd.DataFrame(train_codes, columns=columns).to_csv(train_csv, index=False)
-    for k, job in enumerate(jobs):
-        job["out"] = str(tmp / f"smartnoise_{k}.csv")
+    spec_jobs = [
+        {**job, "key": key, "out": str(tmp / f"smartnoise_{k}.csv")}
+        for k, (key, job) in enumerate(jobs.items())
+    ]
     spec = tmp / "jobs.json"
-    spec.write_text(json.dumps({"train": str(train_csv), "sizes": sizes, "jobs": jobs}))
-    out = subprocess.run(
-        [str(SMARTNOISE_PY), str(RUNNER), str(spec)], capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"smartnoise runner failed:\n{out.stderr[-3000:]}")
-    done = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    results = []
-    for d in done:
-        codes = pd.read_csv(d["out"]).to_numpy(dtype=np.int64)
-        results.append((float(d["seconds"]), codes))
-    return results
+    spec.write_text(json.dumps({"train": str(train_csv), "sizes": sizes, "jobs": spec_jobs}))
+    err = tmp / "smartnoise.stderr"
+    started = time.perf_counter()
+    with err.open("w") as stderr, subprocess.Popen(
+        [str(SMARTNOISE_PY), str(RUNNER), str(spec)], stdout=subprocess.PIPE, stderr=stderr,
+        text=True,
+    ) as proc:  # fmt: skip
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer:
+            timer.start()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("{"):
+                done = json.loads(line)
+                codes = pd.read_csv(done["out"]).to_numpy(dtype=np.int64)
+                store(done["key"], jobs[done["key"]], float(done["seconds"]), codes)
+                print(f"    smartnoise {done['key']}: {done['seconds']:.1f} s", flush=True)
+        proc.wait()
+        if timer:
+            timer.cancel()
+    if proc.returncode != 0 and not (timeout and time.perf_counter() - started >= timeout):
+        raise RuntimeError(f"smartnoise runner failed:\n{err.read_text()[-3000:]}")
 
 
 # -- one data set ---------------------------------------------------------------------------
@@ -221,10 +334,16 @@ def bench_dataset(
     domain: Any,
     outcome: str,
     seeds: list[int],
-    smartnoise: bool,
+    smartnoise: set[str] | None,
     tmp: Path,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Every mechanism × ε × seed of both tools on one data set."""
+    """Every mechanism × ε × seed of both tools on one data set.
+
+    ``smartnoise`` names the cells (``"mst eps=1"``, ...) smartnoise is measured on (None:
+    none); its fits come from the cache when there, else are run (and cached) within
+    ``timeout`` seconds. A cell is compared only over the seeds smartnoise has.
+    """
     from cardiobox.synth.encode import encode
     from cardiobox.synth.evaluate import split_holdout, tvd_1way, tvd_2way
 
@@ -253,23 +372,34 @@ def bench_dataset(
         for e in EPSILONS
         for s in seeds
     ]
-    theirs: list[tuple[float, np.ndarray]] = []
-    if smartnoise:
-        print(f"  smartnoise on {name}: {len(jobs)} fits ...", flush=True)
-        theirs = run_smartnoise(tr, sizes, [dict(j) for j in jobs], tmp)
+    keys = [cache_key(name, tr, domain, job) for job in jobs]
+    if smartnoise is not None:
+        wanted = [f"{j['mechanism']} eps={j['epsilon']:g}" in smartnoise for j in jobs]
+        missing = {k: j for k, j, w in zip(keys, jobs, wanted, strict=True)
+                   if w and cached(k) is None}  # fmt: skip
+        print(f"  smartnoise on {name}: {len(missing)} fits to run, "
+              f"{sum(wanted) - len(missing)} cached", flush=True)  # fmt: skip
+        if missing:
+            run_smartnoise(tr, sizes, missing, tmp, timeout)
     by_key: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for k, job in enumerate(jobs):
+    for key_, job in zip(keys, jobs, strict=True):
         key = f"{job['mechanism']} eps={job['epsilon']:g}"
         slot = by_key.setdefault(key, {"ours": [], "smartnoise": []})
         seconds, codes = run_ours(train, domain, job["mechanism"], job["epsilon"], job["seed"])
-        slot["ours"].append({"seconds": seconds, **scores(tr, codes, ho, domain, outcome)})
-        if theirs:
-            s_sec, s_codes = theirs[k]
+        slot["ours"].append(
+            {"seed": job["seed"], "seconds": seconds, **scores(tr, codes, ho, domain, outcome)}
+        )
+        theirs = cached(key_) if smartnoise is not None and key in smartnoise else None
+        if theirs is not None:
+            s_sec, s_codes = theirs
             slot["smartnoise"].append(
-                {"seconds": s_sec, **scores(tr, s_codes, ho, domain, outcome)}
+                {"seed": job["seed"], "seconds": s_sec, **scores(tr, s_codes, ho, domain, outcome)}
             )
         print(f"  {name} {key} seed {job['seed']}: ours {seconds:.2f} s", flush=True)
     for key, slot in by_key.items():
+        if slot["smartnoise"]:  # compare over the same seeds
+            theirs_seeds = {r["seed"] for r in slot["smartnoise"]}
+            slot["ours"] = [r for r in slot["ours"] if r["seed"] in theirs_seeds]
         out["results"][key] = {
             tool: summarise(runs) if runs else None for tool, runs in slot.items()
         }
@@ -311,6 +441,13 @@ def _f(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def _ms(summary: dict[str, Any], what: str, model: str | None = None) -> str:
+    """Mean over seeds ± the standard deviation between seeds (the mean alone for one seed)."""
+    mean = summary[what] if model is None else summary[what][model]
+    sd = summary["sd"][what] if model is None else summary["sd"][what][model]
+    return _f(mean) if sd is None else f"{_f(mean)}±{_f(sd)}"
+
+
 def table_rows(result: dict[str, Any]) -> list[Row]:
     """The printed rows: per data set × ε × mechanism, ours against smartnoise."""
     rows: list[Row] = []
@@ -334,12 +471,11 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
             mech = key.split()[0]
             label = f"{name} {key.replace('eps=', 'ε=')} {mech.upper()}".replace(f" {mech} ", " ")
             if sn is None:
-                lo, hi = QUOTED_SMARTNOISE_SECONDS[mech]
-                rows.append((f"{label}: fit s ours (smartnoise quoted, not measured)",
-                             f"{ours['seconds']:.2f} ({lo:g}–{hi:g})",
-                             f"≥ {SPEEDUP_TARGET[mech]:g}×", None))  # fmt: skip
-                rows.append((f"{label}: TVD 1-way / 2-way ours", f"{ours['tvd_1way']:.3f} / "
-                             f"{ours['tvd_2way']:.3f}", "", None))  # fmt: skip
+                rows.append((f"{label}: fit s ours (smartnoise not measured)",
+                             f"{ours['seconds']:.2f}", f"≥ {SPEEDUP_TARGET[mech]:g}×",
+                             None))  # fmt: skip
+                rows.append((f"{label}: TVD 1-way / 2-way ours", f"{_ms(ours, 'tvd_1way')} / "
+                             f"{_ms(ours, 'tvd_2way')}", "", None))  # fmt: skip
                 continue
             speed = sn["seconds"] / ours["seconds"]
             rows.append(
@@ -352,12 +488,13 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
             )
             for what in ("tvd_1way", "tvd_2way"):
                 rows.append((f"{label}: TVD {what[4]}-way ours / smartnoise",
-                             f"{ours[what]:.3f} / {sn[what]:.3f}", "≤ smartnoise",
+                             f"{_ms(ours, what)} / {_ms(sn, what)}", "≤ smartnoise",
                              ours[what] <= sn[what]))  # fmt: skip
             for model, short in (("logistic_regression", "LR"), ("gradient_boosting", "GBT")):
                 a, b = ours["tstr"][model], sn["tstr"][model]
                 rows.append((f"{label}: TSTR AUROC {short} ours / smartnoise",
-                             f"{_f(a)} / {_f(b)}", "≥ smartnoise",
+                             f"{_ms(ours, 'tstr', model)} / {_ms(sn, 'tstr', model)}",
+                             "≥ smartnoise",
                              None if a is None or b is None else a >= b))  # fmt: skip
     sc = result.get("scale")
     if sc:
@@ -382,20 +519,41 @@ def main() -> int:
         metavar="PARQUET",
         help="hf_features analysis tables of demo hospitals (100,000 rows drawn)",
     )
+    parser.add_argument(
+        "--make-large",
+        type=Path,
+        metavar="DIR",
+        help="first write the three demo hospitals' hf_features tables (33,334 patients "
+        "each) into DIR, and use them as --large",
+    )
     parser.add_argument("--no-smartnoise", action="store_true", help="measure cardiobox only")
+    parser.add_argument(
+        "--large-smartnoise",
+        nargs="*",
+        metavar="CELL",
+        default=[f"{m} eps={e:g}" for m in MECHANISMS for e in EPSILONS],
+        help="cells of the large table smartnoise is run on, e.g. 'mst eps=10' (default all)",
+    )
+    parser.add_argument(
+        "--smartnoise-timeout",
+        type=float,
+        default=None,
+        help="seconds smartnoise may run per data set; unfinished fits are not measured",
+    )
     parser.add_argument(
         "--scale-rows", type=int, default=1_000_000, help="rows of the MST scale line (0: skip it)"
     )
     parser.add_argument(
         "--only",
-        choices=["cleveland", "heart_failure"],
+        choices=["cleveland", "heart_failure", "demo_hf_features"],
         nargs="+",
-        help="run only these small data sets",
+        help="run only these data sets (demo_hf_features: the --large table)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     args = parser.parse_args()  # fmt: skip
     why_not = None if args.no_smartnoise else smartnoise_available()
     smartnoise = not args.no_smartnoise and why_not is None
+    every_cell = {f"{m} eps={e:g}" for m in MECHANISMS for e in EPSILONS}
     if why_not:
         print(f"smartnoise not measured: {why_not}", flush=True)
     datasets = {"cleveland": cleveland, "heart_failure": heart_failure}
@@ -408,15 +566,20 @@ def main() -> int:
         "smartnoise": "smartnoise-synth 1.0.8" if smartnoise else f"not measured: {why_not}",
         "datasets": {},
     }
+    if args.make_large:
+        print(f"== writing the demo hospitals' feature tables into {args.make_large}", flush=True)
+        args.large = make_demo_tables(args.make_large)
     with tempfile.TemporaryDirectory() as tmp:
         loaded = {k: f() for k, f in chosen.items()}
-        if args.large:
+        if args.large and (not args.only or "demo_hf_features" in args.only):
             loaded["demo_hf_features"] = demo_features(args.large)
         for name, (table, domain, outcome) in loaded.items():
             print(f"== {name}", flush=True)
+            cells = set(args.large_smartnoise) if name == "demo_hf_features" else every_cell
             result["datasets"][name] = bench_dataset(
-                name, table, domain, outcome, seeds, smartnoise, Path(tmp)
-            )
+                name, table, domain, outcome, seeds, cells if smartnoise else None, Path(tmp),
+                args.smartnoise_timeout,
+            )  # fmt: skip
     if args.scale_rows:
         print(f"== scale: MST on {args.scale_rows:,} rows", flush=True)
         result["scale"] = scale_line(args.scale_rows)

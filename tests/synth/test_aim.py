@@ -114,3 +114,21 @@ def test_cleveland_two_way_fidelity_matches_mst_at_epsilon_10() -> None:
     mst_tvd = mean_tvd(codes, mst.sample(50_000, np.random.default_rng(1)), sizes, 2)
     assert aim_tvd <= mst_tvd + 0.02
     assert mean_tvd(codes, aim.sample(50_000, np.random.default_rng(2)), sizes, 1) < 0.05
+
+
+def test_compression_is_optional_and_free() -> None:
+    # Five columns of 12 codes, of which the data use the first three: nine empty codes each.
+    codes, _ = chain_data(8, 3000)
+    sizes = [12] * 5
+    plain = fit_aim(codes, sizes, 2.0, np.random.default_rng(9))
+    assert plain.compression is None  # off by default
+    merged = fit_aim(codes, sizes, 2.0, np.random.default_rng(9), compress="rare")
+    assert merged.compression is not None and merged.sizes == tuple(sizes)
+    assert max(merged.model_sizes) < 12
+    # The 1-way measurements are the same releases either way: same ρ, same σ.
+    first = [(s.clique, s.rho, s.sigma) for s in plain.steps[:5]]
+    assert first == [(s.clique, s.rho, s.sigma) for s in merged.steps[:5]]
+    assert merged.rho == pytest.approx(2.0, rel=1e-9)
+    synthetic = merged.sample(3000, np.random.default_rng(10))
+    assert synthetic.max() < 12
+    assert mean_tvd(codes, synthetic, sizes, 1) < 0.05

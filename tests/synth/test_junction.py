@@ -95,3 +95,17 @@ def test_model_size_and_sizer_agree() -> None:
     for extra in itertools.combinations(range(5), 2):
         assert sizer.size_with(extra) == model_size(sizes, [*base, extra])
     assert model_size(sizes, base) == 12 + 20 + 12
+
+
+def test_the_sizer_matches_a_full_triangulation_on_random_graphs() -> None:
+    rng = np.random.default_rng(0)
+    memo: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = {}
+    for _ in range(40):
+        d = int(rng.integers(4, 16))
+        sizes = [int(s) for s in rng.integers(2, 7, d)]
+        base = [tuple(int(v) for v in rng.choice(d, int(rng.integers(1, 4)), replace=False))
+                for _ in range(int(rng.integers(0, d)))]  # fmt: skip
+        sizer = ModelSizer(sizes, base, memo=memo)  # the memo is shared across graphs
+        for _ in range(10):
+            extra = tuple(int(v) for v in rng.choice(d, int(rng.integers(1, 4)), replace=False))
+            assert sizer.size_with(extra) == model_size(sizes, [*base, extra])

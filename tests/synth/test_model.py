@@ -7,6 +7,7 @@ import string
 import numpy as np
 import pytest
 
+from cardiobox.synth.compress import Compression
 from cardiobox.synth.junction import triangulate
 from cardiobox.synth.marginals import marginal
 from cardiobox.synth.model import MarginalModel, ModelError, ModelSizeError, Step
@@ -76,10 +77,11 @@ def test_description_and_accounting() -> None:
     assert model.size() == sum(int(np.prod([SIZES[v] for v in c])) for c in model.cliques)
 
 
-def test_samples_reproduce_the_model_marginals() -> None:
+@pytest.mark.parametrize("rounded", [True, False])
+def test_samples_reproduce_the_model_marginals(rounded: bool) -> None:
     model = make_model(2)
     n = 200_000
-    codes = model.sample(n, np.random.default_rng(3))
+    codes = model.sample(n, np.random.default_rng(3), rounded=rounded)
     assert codes.shape == (n, len(SIZES)) and codes.dtype == np.int64
     for clique in [(0,), (5,), (0, 1), (3, 4), (4, 5), (0, 4), (2, 6)]:
         expected = model.project(clique) / TOTAL
@@ -155,3 +157,92 @@ def test_sample_rejects_bad_arguments() -> None:
         model.sample(-1, np.random.default_rng(0))
     with pytest.raises(TypeError, match="Generator"):
         model.sample(3, np.random.RandomState(0))  # type: ignore[arg-type]
+
+
+def test_rounded_samples_follow_the_root_clique_to_within_a_row() -> None:
+    model = make_model(8)
+    n = 1234
+    codes = model.sample(n, np.random.default_rng(9))
+    root = model.cliques[0]  # the first clique sampled: no separator, one state
+    expected = model.project(root) / TOTAL * n
+    observed = marginal(codes, SIZES, root)
+    assert np.all(np.abs(observed - expected) < 1.0)
+    assert observed.sum() == n
+
+
+def compressed_model(seed: int = 10) -> tuple[MarginalModel, Compression]:
+    """SIZES' model with column 5's 40 codes merged into 3 groups and column 0 reordered."""
+    groups5 = np.repeat([0, 1, 2], [10, 25, 5])
+    shares5 = np.concatenate([np.full(10, 0.1), np.linspace(1, 2, 25), np.full(5, 0.2)])
+    shares5[10:35] /= shares5[10:35].sum()
+    model_sizes = [3, 2, 4, 2, 3, 3, 2]
+    groups = [np.arange(k) for k in SIZES]
+    shares = [np.ones(k) for k in SIZES]
+    groups[0] = np.array([2, 0, 1])
+    groups[5], shares[5] = groups5, shares5
+    compression = Compression(groups, shares)
+    rng = np.random.default_rng(seed)
+    cliques = triangulate(model_sizes, GIVEN)
+    potentials = [rng.normal(scale=1.2, size=tuple(model_sizes[v] for v in c)) for c in cliques]
+    model = MarginalModel(model_sizes, cliques, potentials, TOTAL, compression=compression)
+    return model, compression
+
+
+def test_a_compressed_model_answers_in_the_domains_codes() -> None:
+    model, compression = compressed_model()
+    plain = MarginalModel(model.model_sizes, model.cliques, model.log_potentials, TOTAL)
+    assert model.sizes == (3, 2, 4, 2, 3, 40, 2) and model.model_sizes == (3, 2, 4, 2, 3, 3, 2)
+    assert model.compression is compression
+    for clique in [(5,), (0,), (0, 5), (5, 4, 0), (2, 6)]:
+        expected = compression.expand_table(plain.project(clique), clique)
+        np.testing.assert_allclose(model.project(clique), expected, atol=1e-10)
+        assert model.project(clique).shape == tuple(model.sizes[v] for v in clique)
+    pairs = [(0, 5), (5, 6), (1, 3)]
+    for table, pair in zip(model.project_many(pairs), pairs, strict=True):
+        np.testing.assert_allclose(table, model.project(pair), atol=1e-10)
+
+
+def test_a_compressed_model_samples_the_domains_codes() -> None:
+    model, _ = compressed_model()
+    n = 100_000
+    codes = model.sample(n, np.random.default_rng(11))
+    assert codes.max(axis=0).tolist() <= [k - 1 for k in model.sizes]
+    for clique in [(5,), (0,), (0, 5)]:
+        expected = model.project(clique) / TOTAL
+        observed = marginal(codes, model.sizes, clique) / n
+        tolerance = 5 * np.sqrt(expected * (1 - expected) / n) + 1e-9
+        assert np.all(np.abs(observed - expected) <= tolerance), clique
+
+
+def test_json_round_trip_keeps_the_compression() -> None:
+    model, _ = compressed_model(12)
+    document = json.loads(json.dumps(model.to_dict()))
+    assert document["version"] == 2 and document["compression"] is not None
+    back = MarginalModel.from_dict(document)
+    assert back.sizes == model.sizes and back.model_sizes == model.model_sizes
+    np.testing.assert_array_equal(back.project((0, 5)), model.project((0, 5)))
+    np.testing.assert_array_equal(
+        back.sample(500, np.random.default_rng(13)), model.sample(500, np.random.default_rng(13))
+    )
+    bad = {**document, "compression": {"groups": document["compression"]["groups"]}}
+    with pytest.raises(ModelError, match="compression"):
+        MarginalModel.from_dict(bad)
+
+
+def test_version_1_documents_still_load() -> None:
+    model = make_model(14)
+    document = {k: v for k, v in model.to_dict().items() if k != "compression"}
+    document["version"] = 1
+    back = MarginalModel.from_dict(json.loads(json.dumps(document)))
+    assert back.compression is None and back.sizes == model.sizes
+    np.testing.assert_array_equal(back.project((0, 5)), model.project((0, 5)))
+    with pytest.raises(ModelError, match="version"):
+        MarginalModel.from_dict({**document, "version": 3})
+
+
+def test_a_compression_of_other_sizes_is_refused() -> None:
+    with pytest.raises(ModelError, match="compression"):
+        MarginalModel(
+            [3, 2], [(0, 1)], [np.zeros((3, 2))], 1.0,
+            compression=Compression.identity([4, 2]),
+        )  # fmt: skip

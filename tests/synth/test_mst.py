@@ -5,8 +5,9 @@ import pytest
 from tests.synth.cleveland import cleveland_codes, mean_tvd
 
 from cardiobox.privacy.zcdp import PrivacyParameterError, eps_delta_to_rho, gaussian_sigma
+from cardiobox.synth.compress import CompressionError
 from cardiobox.synth.junction import triangulate
-from cardiobox.synth.marginals import CodesError
+from cardiobox.synth.marginals import CodesError, Measurement, measure
 from cardiobox.synth.mst import fit_mst
 from cardiobox.synth.pgm import MarginalModel
 
@@ -123,3 +124,93 @@ def test_cleveland_marginals_at_epsilon_10() -> None:
     synthetic = model.sample(50_000, np.random.default_rng(2025))
     assert mean_tvd(codes, synthetic, sizes, 1) < 0.05
     assert mean_tvd(codes, synthetic, sizes, 2) < 0.15
+
+
+def sparse_data(seed: int, n: int = 3000) -> tuple[np.ndarray, list[int]]:
+    """Six columns of 30 codes each, of which the data use only four (a tree of copies)."""
+    rng = np.random.default_rng(seed)
+    used = rng.choice(30, size=(6, 4), replace=False)
+    latent = np.empty((n, 6), dtype=np.int64)
+    latent[:, 0] = rng.integers(0, 4, n)
+    for j in range(1, 6):
+        copy = rng.random(n) < 0.7
+        latent[:, j] = np.where(copy, latent[:, j - 1], rng.integers(0, 4, n))
+    return used[np.arange(6)[None, :], latent], [30] * 6
+
+
+def test_compression_sees_only_the_released_one_way_marginals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cardiobox.synth.mst as mst_module
+    from cardiobox.synth.compress import compress_domain
+
+    codes, sizes = sparse_data(11)
+    released: list[Measurement] = []
+    calls: list[tuple[object, ...]] = []
+
+    def spy_measure(*args: object, **kwargs: object) -> Measurement:
+        m = measure(*args, **kwargs)  # type: ignore[arg-type]
+        released.append(m)
+        return m
+
+    def spy_compress(*args: object) -> object:
+        calls.append(args)
+        return compress_domain(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mst_module, "measure", spy_measure)
+    monkeypatch.setattr(mst_module, "compress_domain", spy_compress)
+    model = fit_mst(codes, sizes, 0.5, np.random.default_rng(12))
+    # compress_domain got the public sizes and the noisy 1-way marginals, nothing else ...
+    ((given_sizes, given_one_way, merge, threshold),) = calls
+    assert tuple(given_sizes) == tuple(sizes) and (merge, threshold) == ("adjacent", 3.0)
+    assert list(given_one_way) == released[: len(sizes)]  # the very released measurements
+    # ... and the model's groups and shares follow from those released values alone.
+    again, _ = compress_domain(sizes, released[: len(sizes)], "adjacent", 3.0)
+    assert model.compression is not None
+    for a, b in zip(model.compression.groups, again.groups, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.compression.shares, again.shares, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The privacy cost is the same as without compression: the steps are unchanged.
+    plain = fit_mst(codes, sizes, 0.5, np.random.default_rng(12), compress=None)
+    assert [(s.kind, s.clique, s.rho) for s in model.steps][: len(sizes)] == [
+        (s.kind, s.clique, s.rho) for s in plain.steps
+    ][: len(sizes)]
+    assert model.rho == pytest.approx(plain.rho, rel=1e-12)
+
+
+def test_compression_improves_the_one_way_marginals_of_a_sparse_table() -> None:
+    codes, sizes = sparse_data(13)
+    rho = 0.02  # σ ≈ 22 per 1-way cell: noise on 26 empty codes outweighs the data
+    errors: dict[str | None, list[float]] = {"adjacent": [], "rare": [], None: []}
+    for seed in range(4):
+        for merge in errors:
+            model = fit_mst(codes, sizes, rho, np.random.default_rng(seed), compress=merge)
+            synthetic = model.sample(len(codes), np.random.default_rng(seed + 100))
+            errors[merge].append(mean_tvd(codes, synthetic, sizes, 1))
+    plain = float(np.mean(errors[None]))
+    assert float(np.mean(errors["adjacent"])) < 0.7 * plain
+    assert float(np.mean(errors["rare"])) < 0.7 * plain
+    assert model.compression is None and model.sizes == (30,) * 6
+
+
+def test_a_compressed_model_samples_every_code_of_the_domain_space() -> None:
+    codes, sizes = sparse_data(14)
+    model = fit_mst(codes, sizes, 5.0, np.random.default_rng(15))
+    assert model.compression is not None and model.sizes == tuple(sizes)
+    assert max(model.model_sizes) < 30
+    synthetic = model.sample(2000, np.random.default_rng(16))
+    assert synthetic.shape == (2000, 6) and synthetic.max() < 30
+    # With a generous budget the model's support is the data's (noise below 3σ merged away).
+    for j in range(6):
+        assert set(np.unique(synthetic[:, j])) <= set(np.unique(codes[:, j])) | set(
+            np.flatnonzero(model.compression.shares[j] > 0)
+        )
+
+
+def test_bad_compression_arguments_are_refused_before_measuring() -> None:
+    codes, sizes, _ = tree_data(16, 50)
+    with pytest.raises(CompressionError, match="compress must be"):
+        fit_mst(codes, sizes, 1.0, np.random.default_rng(0), compress="bucket")
+    with pytest.raises(CompressionError, match="compress_threshold"):
+        fit_mst(codes, sizes, 1.0, np.random.default_rng(0), compress_threshold=-1.0)

@@ -197,3 +197,36 @@ def test_estimate_refuses_models_above_the_size_limit() -> None:
     measurements = [Measurement((0, 1, 3), np.ones((3, 4, 5)), 1.0)]
     with pytest.raises(ModelSizeError, match="60 cells"):
         estimate(SIZES, measurements, max_clique_cells=50)
+
+
+def test_per_cell_noise_weights_each_cell_by_its_precision() -> None:
+    # One column, total fixed: minimise Σ (μ_i − y_i)² / (2σ_i²) subject to Σ μ = N gives
+    # μ_i = y_i − σ_i² (Σy − N) / Σσ² (closed form, Lagrange multiplier).
+    y = np.array([40.0, 25.0, 20.0, 15.0])
+    sigma = np.array([1.0, 2.0, 3.0, 0.5])
+    total = 90.0
+    fitted = estimate([4], [Measurement((0,), y, sigma)], total=total, tol=0.0)
+    expected = y - sigma**2 * (y.sum() - total) / np.sum(sigma**2)
+    np.testing.assert_allclose(fitted.project((0,)), expected, rtol=1e-5)
+    # The total's estimate weighs each measurement by the variance of its sum, Σσ².
+    other = Measurement((0,), y + 10.0, 2.0)  # sum 140, variance 4·4 = 16
+    pooled = (100.0 / np.sum(sigma**2) + 140.0 / 16.0) / (1.0 / np.sum(sigma**2) + 1.0 / 16.0)
+    assert estimate_total([Measurement((0,), y, sigma), other]) == pytest.approx(pooled)
+
+
+def test_per_cell_noise_equal_to_a_scalar_changes_nothing() -> None:
+    truth = tree_model(3, 800.0)
+    rng = np.random.default_rng(4)
+    scalar = [measure(truth.project(c), c, 0.5, rng) for c in TREE + ONE_WAY]
+    cells = [Measurement(m.clique, m.values, np.full(m.values.shape, m.sigma)) for m in scalar]
+    a, b = estimate(SIZES, scalar), estimate(SIZES, cells)
+    for clique in ALL_PAIRS:
+        np.testing.assert_allclose(a.project(clique), b.project(clique), rtol=1e-9, atol=1e-9)
+
+
+def test_per_cell_noise_of_the_wrong_shape_is_refused() -> None:
+    bad = Measurement((0,), np.ones(3), np.ones(2))
+    with pytest.raises(ModelError, match="sigma of shape"):
+        estimate(SIZES, [bad])
+    with pytest.raises(ModelError, match="sigma must be > 0"):
+        estimate(SIZES, [Measurement((0,), np.ones(3), np.array([1.0, 0.0, 1.0]))])

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from cardiobox.synth.compress import DEFAULT_THRESHOLD, check_merge, compress_domain
 from cardiobox.synth.junction import ModelSizer
 from cardiobox.synth.marginals import (
     BUDGET_MARGIN,
@@ -53,6 +54,9 @@ DEFAULT_MAX_MODEL_SIZE = 1_000_000
 ROUNDS_PER_COLUMN = 16
 # Share of each round's budget spent on the measurement (the rest on the selection).
 MEASURE_SHARE = 0.9
+# Most merged-component sizes remembered between rounds (each key holds a component's
+# edges: a few kilobytes at most for a wide table).
+_SIZER_MEMO_LIMIT = 50_000
 
 
 def candidate_weights(workload: Sequence[Clique]) -> dict[Clique, int]:
@@ -73,10 +77,12 @@ def candidate_weights(workload: Sequence[Clique]) -> dict[Clique, int]:
     for clique in workload:
         for k in range(1, len(clique) + 1):
             closure.update(itertools.combinations(clique, k))
-    return {
-        c: sum(len(set(c) & set(w)) for w in workload)
-        for c in sorted(closure, key=lambda c: (len(c), c))
-    }
+    # Σ_w |c ∩ w| = Σ_{v ∈ c} (number of workload marginals holding v).
+    holding: dict[int, int] = {}
+    for w in workload:
+        for v in set(w):
+            holding[v] = holding.get(v, 0) + 1
+    return {c: sum(holding[v] for v in c) for c in sorted(closure, key=lambda c: (len(c), c))}
 
 
 def _check_workload(workload: Sequence[Sequence[int]] | None, d: int) -> list[Clique]:
@@ -89,19 +95,22 @@ def _check_workload(workload: Sequence[Sequence[int]] | None, d: int) -> list[Cl
 
 
 class _SizeFilter:
-    """Which candidates keep the model small; sizes are cached while the measured set stays.
+    """Which candidates keep the model small; sizes are cached while the model's graph stays.
 
     A candidate inside a measured clique leaves the model as it is. Otherwise the model
     that :func:`~cardiobox.synth.pgm.estimate` would build with it is sized exactly, and
     it must fit the round's limit — or, for a candidate the current model already holds
-    (the paper's "free" cliques), at least the hard cap.
+    (the paper's "free" cliques), at least the hard cap. A round that measures a 1-way
+    marginal or a clique measured before leaves the graph, hence every size, as it was;
+    otherwise only the candidates that touch the changed part of the graph are re-sized
+    (:class:`~cardiobox.synth.junction.ModelSizer`'s memo).
     """
 
     def __init__(self, sizes: tuple[int, ...], cap: int) -> None:
         self.sizes = sizes
         self.cap = cap
-        self.measured: list[Clique] = []
-        self.sizer = ModelSizer(sizes, [])
+        self.memo: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = {}
+        self.sizer = ModelSizer(sizes, [], memo=self.memo)
         self.cache: dict[Clique, int] = {}
 
     def allowed(
@@ -112,18 +121,20 @@ class _SizeFilter:
         limit: float,
     ) -> list[Clique]:
         distinct = sorted(set(measured))
-        if distinct != self.measured:
-            self.measured, self.cache = distinct, {}
-            self.sizer = ModelSizer(self.sizes, distinct)
-        measured_sets = [set(c) for c in distinct]
-        held = [set(c) for c in model.cliques]
+        if len(self.memo) > _SIZER_MEMO_LIMIT:
+            self.memo.clear()
+        sizer = ModelSizer(self.sizes, distinct, memo=self.memo)
+        if sizer.graph != self.sizer.graph:
+            self.sizer, self.cache = sizer, {}
+        longest = max(len(c) for c in candidates)
+        inside_measured = _subsets(distinct, longest)
+        inside_model = _subsets(model.cliques, longest)
         allowed: list[Clique] = []
         for candidate in candidates:
-            columns = set(candidate)
-            if any(columns <= m for m in measured_sets):
+            if candidate in inside_measured:
                 allowed.append(candidate)
                 continue
-            free = any(columns <= c for c in held)
+            free = candidate in inside_model
             if not free and table_cells(self.sizes, candidate) > limit:
                 continue
             size = self.cache.get(candidate)
@@ -133,6 +144,15 @@ class _SizeFilter:
             if size <= limit or (free and size <= self.cap):
                 allowed.append(candidate)
         return allowed
+
+
+def _subsets(cliques: Sequence[Clique], longest: int) -> set[Clique]:
+    """Every sorted subset of at most ``longest`` columns of one of the (sorted) cliques."""
+    found: set[Clique] = set()
+    for clique in cliques:
+        for k in range(1, min(longest, len(clique)) + 1):
+            found.update(itertools.combinations(clique, k))
+    return found
 
 
 def fit_aim(
@@ -146,6 +166,8 @@ def fit_aim(
     max_model_size: int = DEFAULT_MAX_MODEL_SIZE,
     iters: int = 30,
     final_iters: int = 1000,
+    compress: str | None = None,
+    compress_threshold: float = DEFAULT_THRESHOLD,
 ) -> MarginalModel:
     """Fit AIM to coded data under ρ-zCDP.
 
@@ -171,11 +193,21 @@ def fit_aim(
         not improve the fidelity on Cleveland or on a 100,000-row table, only the time.
     final_iters : int, default 1000
         Most optimiser iterations of the final estimation.
+    compress : {"adjacent", "rare"} or None, default None
+        Merge each column's sparsely used codes after measuring the 1-way marginals
+        (:func:`cardiobox.synth.compress.compress_domain`; free: it reads only the noisy
+        counts); the rounds then select and measure marginals over the merged codes. Off by
+        default: AIM's first 1-way marginals carry the noise of a 1/T share of the budget,
+        so the groups and their shares are rough and later rounds cannot refine them (on
+        Cleveland at ε = 10 the 1-way TVD went from 0.043 to 0.072).
+    compress_threshold : float, default DEFAULT_THRESHOLD
+        A code (or run of codes) stays apart once its noisy count reaches this many σ.
 
     Returns
     -------
     MarginalModel
-        ``mechanism="aim"``; ``steps`` lists every measurement and selection with its ρ.
+        ``mechanism="aim"``; ``steps`` lists every measurement and selection with its ρ;
+        ``compression`` says which codes were merged (None when none was).
 
     Raises
     ------
@@ -187,6 +219,9 @@ def fit_aim(
     MechanismError
         (a ``ValueError``) for ``rounds`` < d, ``max_model_size`` < 1 or a workload none of
         whose columns fits ``max_model_size``.
+    CompressionError
+        (a ``ValueError``) for an unknown ``compress`` or a ``compress_threshold`` that is
+        not a finite number > 0.
     TypeError
         When ``rng`` is not a ``numpy.random.Generator``.
     """
@@ -194,6 +229,8 @@ def fit_aim(
     budget = check_rho(rho) * (1.0 - BUDGET_MARGIN)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if compress is not None:
+        check_merge(compress, compress_threshold)
     d = len(checked_sizes)
     planned = ROUNDS_PER_COLUMN * d if rounds is None else rounds
     if isinstance(planned, bool) or not isinstance(planned, int) or planned < d:
@@ -209,14 +246,8 @@ def fit_aim(
             f"max_model_size must be an integer >= 1, got {max_model_size!r}", "model-size"
         )
     weights = candidate_weights(_check_workload(workload, d))
-    candidates = list(weights)
-    answers: dict[Clique, FloatArray] = {
-        c: marginal_unchecked(matrix, checked_sizes, c)
-        for c in candidates
-        if table_cells(checked_sizes, c) <= max_model_size
-    }
-    candidates = [c for c in candidates if c in answers]
-    if not any(len(c) == 1 for c in candidates):
+    one_way = [c for c in weights if len(c) == 1 and checked_sizes[c[0]] <= max_model_size]
+    if not one_way:
         raise MechanismError(
             f"no column of the workload has a table within max_model_size={max_model_size}",
             "model-size",
@@ -226,18 +257,35 @@ def fit_aim(
     rho_select = (1.0 - MEASURE_SHARE) * budget / planned
     steps: list[Step] = []
     measurements: list[Measurement] = []
+    for clique in one_way:
+        m = measure(marginal_unchecked(matrix, checked_sizes, clique), clique, rho_measure, rng)
+        measurements.append(m)
+        steps.append(Step("measure", clique, rho_measure, float(m.sigma)))
+    compression = None
+    model_sizes = checked_sizes
+    if compress is not None:
+        compression, measurements = compress_domain(
+            checked_sizes, measurements, compress, compress_threshold
+        )
+        matrix = compression.compress_codes(matrix)
+        model_sizes = compression.compressed_sizes
+    # The true marginals of the candidates that fit, over the (merged) codes the model uses.
+    answers: dict[Clique, FloatArray] = {
+        c: marginal_unchecked(matrix, model_sizes, c)
+        for c in weights
+        if (len(c) > 1 or c in one_way) and table_cells(model_sizes, c) <= max_model_size
+    }
+    candidates = list(answers)
 
     def record(clique: Clique, step_rho: float) -> Measurement:
         m = measure(answers[clique], clique, step_rho, rng)
         measurements.append(m)
-        steps.append(Step("measure", clique, step_rho, m.sigma))
+        steps.append(Step("measure", clique, step_rho, float(m.sigma)))
         return m
 
-    for clique in (c for c in candidates if len(c) == 1):
-        record(clique, rho_measure)
     spent = math.fsum(s.rho for s in steps)
-    model = estimate(checked_sizes, measurements, iters=iters, max_clique_cells=max_model_size)
-    size_filter = _SizeFilter(checked_sizes, max_model_size)
+    model = estimate(model_sizes, measurements, iters=iters, max_clique_cells=max_model_size)
+    size_filter = _SizeFilter(model_sizes, max_model_size)
     last_round = False
     while not last_round:
         remaining = budget - spent
@@ -264,7 +312,7 @@ def fit_aim(
         before = model.project(chosen)
         record(chosen, rho_measure)
         model = estimate(
-            checked_sizes,
+            model_sizes,
             measurements,
             iters=iters,
             warm_start=model,
@@ -275,11 +323,12 @@ def fit_aim(
             rho_measure *= 4.0
             rho_select *= 4.0
     return estimate(
-        checked_sizes,
+        model_sizes,
         measurements,
         iters=final_iters,
         warm_start=model,
         max_clique_cells=max_model_size,
         mechanism="aim",
         steps=steps,
+        compression=compression,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from cardiobox.errors import CardioboxError
 
@@ -63,18 +64,23 @@ def _adjacency(n_attributes: int, cliques: Iterable[Clique]) -> list[int]:
     return adjacency
 
 
-def _eliminate(sizes: Sequence[int], adjacency: list[int]) -> list[int]:
+def _eliminate(
+    sizes: Sequence[int], adjacency: list[int], vertices: int | None = None
+) -> list[int]:
     """Greedy elimination (fewest fill-in edges, then smallest table, then lowest index).
 
     ``adjacency`` is consumed. Returns the maximal cliques of the triangulation as bit
     masks, in elimination order. A vertex's cost changes only when an edge is added among
     its neighbours, i.e. near the vertex just eliminated, so only those are recomputed.
+    ``vertices`` (a bit mask; default all) restricts the elimination to a union of connected
+    components: a vertex's cost depends on its component only, so each component is
+    eliminated in the same order, into the same cliques, as in the whole graph.
     """
     n = len(adjacency)
     costs: dict[int, tuple[int, int, int]] = {}
-    stale = (1 << n) - 1
+    stale = (1 << n) - 1 if vertices is None else vertices
     cliques: list[int] = []
-    alive = set(range(n))
+    alive = set(_bits(stale))
     while alive:
         for v in _bits(stale):
             neighbours = adjacency[v]
@@ -130,12 +136,21 @@ def triangulate(sizes: Sequence[int], cliques: Iterable[Sequence[int]]) -> list[
 class ModelSizer:
     """Sizes of the models obtained by adding one clique to a fixed set of cliques.
 
+    The greedy triangulation of a graph is the union of those of its connected components
+    (see :func:`_eliminate`), so adding a clique only re-triangulates the components it
+    touches, and their merged size can be remembered between sizers (``memo``) for as long
+    as those components stay the same.
+
     Parameters
     ----------
     sizes : sequence of int
         Number of codes of each attribute.
     cliques : iterable of sequences of int
         The cliques already in the model.
+    memo : dict, optional
+        Sizes of merged components, keyed by the added clique and the components' edges and
+        sizes; shared by the sizers of successive models (AIM's rounds) and filled as sizes
+        are asked for.
 
     Raises
     ------
@@ -143,9 +158,40 @@ class ModelSizer:
         (a ``ValueError``) for an invalid clique.
     """
 
-    def __init__(self, sizes: Sequence[int], cliques: Iterable[Sequence[int]]) -> None:
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        cliques: Iterable[Sequence[int]],
+        memo: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] | None = None,
+    ) -> None:
         self._sizes = [int(s) for s in sizes]
         self._adjacency = _adjacency(len(self._sizes), _check_cliques(len(self._sizes), cliques))
+        self._memo = {} if memo is None else memo
+        self._component = [0] * len(self._sizes)
+        self._part_size: dict[int, int] = {}
+        unseen = (1 << len(self._sizes)) - 1
+        while unseen:
+            component = frontier = unseen & -unseen
+            while frontier:
+                reached = 0
+                for v in _bits(frontier):
+                    reached |= self._adjacency[v]
+                frontier = reached & ~component
+                component |= frontier
+            unseen &= ~component
+            for v in _bits(component):
+                self._component[v] = component
+            self._part_size[component] = self._size_of(component, list(self._adjacency))
+        self._total = sum(self._part_size.values())
+
+    @property
+    def graph(self) -> tuple[int, ...]:
+        """The model's graph: each attribute's neighbours as a bit mask."""
+        return tuple(self._adjacency)
+
+    def _size_of(self, vertices: int, adjacency: list[int]) -> int:
+        cliques = _eliminate(self._sizes, adjacency, vertices)
+        return sum(clique_cells(self._sizes, _bits(m)) for m in cliques)
 
     def size_with(self, clique: Sequence[int]) -> int:
         """Cells of the triangulated model holding the cliques plus ``clique``.
@@ -162,10 +208,24 @@ class ModelSizer:
             the cliques plus ``clique``.
         """
         mask = _mask(_check_cliques(len(self._sizes), [clique])[0])
-        adjacency = list(self._adjacency)
-        for v in _bits(mask):
-            adjacency[v] |= mask & ~(1 << v)
-        return sum(clique_cells(self._sizes, _bits(m)) for m in _eliminate(self._sizes, adjacency))
+        parts = {self._component[v] for v in _bits(mask)}
+        touched = 0
+        for part in parts:
+            touched |= part
+        members = tuple(_bits(touched))
+        key = (
+            mask,
+            tuple(self._adjacency[v] for v in members),
+            tuple(self._sizes[v] for v in members),
+        )
+        merged = self._memo.get(key)
+        if merged is None:
+            adjacency = list(self._adjacency)
+            for v in _bits(mask):
+                adjacency[v] |= mask & ~(1 << v)
+            merged = self._size_of(touched, adjacency)
+            self._memo[key] = merged
+        return self._total - sum(self._part_size[p] for p in parts) + merged
 
 
 def clique_cells(sizes: Sequence[int], clique: Iterable[int]) -> int:
@@ -242,10 +302,19 @@ class JunctionTree:
         list of int
             Its parent (if any) and its children.
         """
-        found = [j for j, p in enumerate(self.parent) if p == i]
-        if self.parent[i] >= 0:
-            found.append(self.parent[i])
-        return found
+        return list(self._neighbours[i])
+
+    @cached_property
+    def _neighbours(self) -> tuple[tuple[int, ...], ...]:
+        """Children, then parent, of every clique (computed once: traversals ask often)."""
+        found: list[list[int]] = [[] for _ in self.parent]
+        for j, p in enumerate(self.parent):
+            if p >= 0:
+                found[p].append(j)
+        for j, p in enumerate(self.parent):
+            if p >= 0:
+                found[j].append(p)
+        return tuple(tuple(f) for f in found)
 
 
 def build_junction_tree(cliques: Sequence[Sequence[int]], n_attributes: int) -> JunctionTree:

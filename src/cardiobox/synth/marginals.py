@@ -289,13 +289,15 @@ class Measurement:
         Columns of the marginal, in the order of ``values``' axes.
     values : numpy.ndarray of float64
         The noisy counts, one axis per clique column.
-    sigma : float
-        Standard deviation of the noise added to every cell (> 0).
+    sigma : float or numpy.ndarray of float64
+        Standard deviation of the noise of every cell (> 0): one number for a released
+        marginal, or one per cell (shaped like ``values``) for a marginal re-expressed over
+        merged codes, whose merged cells are sums of several noisy cells.
     """
 
     clique: tuple[int, ...]
     values: FloatArray
-    sigma: float
+    sigma: float | FloatArray
 
 
 def measure(

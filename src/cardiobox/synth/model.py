@@ -4,11 +4,17 @@
 maximal cliques of a chordal graph, scaled to an estimated number of rows. It answers
 marginal queries exactly (inside a clique by summing its calibrated table, across cliques
 by elimination along the tree), samples rows by ancestral sampling through the tree
-(vectorised per clique), and stores itself as plain JSON-able lists (no pickle).
+(vectorised per clique; by randomised rounding unless asked for independent draws, see
+:mod:`cardiobox.synth.rounding`), and stores itself as plain JSON-able lists (no pickle).
+
+A model may be fitted on compressed columns (rare codes merged, see
+:mod:`cardiobox.synth.compress`): it then carries the :class:`Compression`, and answers and
+samples in the domain's codes, a merged group split among its codes by their shares.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,15 +24,19 @@ import numpy as np
 import numpy.typing as npt
 
 from cardiobox.errors import CardioboxError
+from cardiobox.synth.compress import Compression, CompressionError
 from cardiobox.synth.junction import JunctionTreeError, build_junction_tree
 from cardiobox.synth.marginals import MAX_TABLE_CELLS, check_clique, check_sizes, table_cells
 from cardiobox.synth.propagation import Propagation, contract, safe_divide
+from cardiobox.synth.rounding import draw_rounded
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 MODEL_FORMAT = "cardiobox.synth.marginal_model"
-MODEL_VERSION = 1
+# Version 2 adds the compression of the columns; version 1 documents (none) still load.
+MODEL_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 # Sampling compares each draw with every value of the conditional CDF when it has at most
 # this many outcomes: cheaper than a cache-unfriendly binary search per row.
@@ -84,7 +94,8 @@ class MarginalModel:
     Parameters
     ----------
     sizes : sequence of int
-        Number of codes of each column.
+        Number of codes of each column in the model's tables (the groups when
+        ``compression`` is given).
     cliques : sequence of sequences of int
         Maximal cliques of a chordal graph covering every column.
     log_potentials : sequence of array_like
@@ -97,12 +108,15 @@ class MarginalModel:
         The privacy-consuming steps that produced it.
     max_clique_cells : int, default MAX_TABLE_CELLS
         Largest clique table accepted.
+    compression : Compression, optional
+        How the domain's codes were merged into the model's; its ``compressed_sizes`` must
+        be ``sizes``. Queries and samples are then in the domain's codes.
 
     Raises
     ------
     ModelError
         (a ``ValueError``) for cliques that form no junction tree, tables of the wrong shape,
-        non-finite log-potentials or a non-positive total.
+        non-finite log-potentials, a non-positive total or a compression of other sizes.
     ModelSizeError
         When a clique table has more than ``max_clique_cells`` cells.
     """
@@ -117,8 +131,17 @@ class MarginalModel:
         mechanism: str = "pgm",
         steps: Sequence[Step] = (),
         max_clique_cells: int = MAX_TABLE_CELLS,
+        compression: Compression | None = None,
     ) -> None:
         self._sizes = check_sizes(sizes)
+        if compression is not None and compression.compressed_sizes != self._sizes:
+            raise ModelError(
+                f"the compression has {compression.compressed_sizes} groups per column, the "
+                f"model's tables {self._sizes}",
+                "compression",
+            )
+        identity = compression is None or compression.is_identity()
+        self._compression = None if identity else compression
         check_model_size(self._sizes, cliques, max_clique_cells)
         try:
             tree = build_junction_tree(cliques, len(self._sizes))
@@ -156,8 +179,18 @@ class MarginalModel:
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        """Number of codes of each column."""
+        """Number of codes of each column (the domain's, in which it answers and samples)."""
+        return self._sizes if self._compression is None else self._compression.sizes
+
+    @property
+    def model_sizes(self) -> tuple[int, ...]:
+        """Number of codes of each column in the model's tables (groups when compressed)."""
         return self._sizes
+
+    @property
+    def compression(self) -> Compression | None:
+        """How the domain's codes were merged into the model's (None: not at all)."""
+        return self._compression
 
     @property
     def cliques(self) -> tuple[tuple[int, ...], ...]:
@@ -226,12 +259,17 @@ class MarginalModel:
         query = tuple(sorted(attrs))
         table = self._probability(query)
         order = [query.index(v) for v in attrs]
-        result: FloatArray = self._total * table.transpose(order)
-        return result
+        return self._expanded(self._total * table.transpose(order), attrs)
+
+    def _expanded(self, table: FloatArray, clique: tuple[int, ...]) -> FloatArray:
+        """A table over the model's codes as one over the domain's codes."""
+        if self._compression is None:
+            return table
+        return self._compression.expand_table(table, clique)
 
     def _check_query(self, clique: Sequence[int]) -> tuple[int, ...]:
         attrs = check_clique(clique, len(self._sizes))
-        cells = table_cells(self._sizes, attrs)
+        cells = table_cells(self.sizes, attrs)  # the domain's codes: the larger table
         if cells > MAX_TABLE_CELLS:
             raise ModelSizeError(
                 f"the marginal over columns {attrs} has {cells} cells, above the limit of "
@@ -338,10 +376,10 @@ class MarginalModel:
         """
         results: list[FloatArray | None] = [None] * len(cliques)
         pairs: dict[int, list[tuple[int, int]]] = {}
-        held = [set(c) for c in self.cliques]
+        held = {pair for c in self.cliques for pair in itertools.combinations(c, 2)}
         for k, clique in enumerate(cliques):
             attrs = self._check_query(clique)
-            if len(attrs) == 2 and not any(set(attrs) <= h for h in held):
+            if len(attrs) == 2 and tuple(sorted(attrs)) not in held:
                 pairs.setdefault(attrs[0], []).append((k, attrs[1]))
             else:
                 results[k] = self.project(attrs)
@@ -352,7 +390,7 @@ class MarginalModel:
                 if table is None:
                     results[k] = self.project((first, second))
                 else:
-                    results[k] = self._total * table
+                    results[k] = self._expanded(self._total * table, (first, second))
         return [r for r in results if r is not None]
 
     def _pairs_from(self, first: int, targets: set[int]) -> dict[int, FloatArray]:
@@ -408,7 +446,7 @@ class MarginalModel:
 
     # --- sampling ----------------------------------------------------------------------
 
-    def sample(self, n: int, rng: np.random.Generator) -> IntArray:
+    def sample(self, n: int, rng: np.random.Generator, *, rounded: bool = True) -> IntArray:
         """Draw rows from the model by ancestral sampling through the junction tree.
 
         Parameters
@@ -417,11 +455,17 @@ class MarginalModel:
             Number of rows (≥ 0).
         rng : numpy.random.Generator
             Source of randomness.
+        rounded : bool, default True
+            Randomised rounding (:mod:`cardiobox.synth.rounding`): the rows sharing the codes
+            of a clique's separator get each outcome as many times as expected, rounded up
+            or down at random, so the sample's marginals follow the model's without the
+            multinomial noise of independent draws. False: every row drawn independently.
 
         Returns
         -------
         numpy.ndarray of int64, shape (n, d)
-            Codes, column ``j`` in ``0..sizes[j]-1`` (column-major).
+            Codes, column ``j`` in ``0..sizes[j]-1`` (column-major): the domain's codes, a
+            merged group's rows dealt its codes by their shares (rounded alike).
 
         Raises
         ------
@@ -439,7 +483,11 @@ class MarginalModel:
             clique = self.cliques[i]
             separator = self._tree.separators[i]
             fresh = tuple(v for v in clique if v not in separator)
-            self._sample_clique(codes, self._probabilities[i], clique, separator, fresh, rng)
+            self._sample_clique(
+                codes, self._probabilities[i], clique, separator, fresh, rng, rounded
+            )
+        if self._compression is not None:
+            codes = self._compression.expand_codes(codes, rng, rounded=rounded)
         return codes
 
     def _sample_clique(
@@ -450,6 +498,7 @@ class MarginalModel:
         separator: tuple[int, ...],
         fresh: tuple[int, ...],
         rng: np.random.Generator,
+        rounded: bool,
     ) -> None:
         """Fill the ``fresh`` columns of every row given its (already drawn) separator."""
         sep_shape = tuple(self._sizes[v] for v in separator)
@@ -457,16 +506,21 @@ class MarginalModel:
         n_sep, n_fresh = math.prod(sep_shape), math.prod(fresh_shape)
         order = [clique.index(v) for v in separator] + [clique.index(v) for v in fresh]
         conditional = table.transpose(order).reshape(n_sep, n_fresh)
-        row_sums = conditional.sum(axis=1, keepdims=True)
-        conditional = np.where(row_sums > 0, conditional, 1.0)
-        cumulative = np.cumsum(conditional, axis=1)
-        cumulative /= cumulative[:, -1:]
-        cumulative[:, -1] = 1.0
         n = codes.shape[0]
         if separator:
             state = np.ravel_multi_index(tuple(codes[:, v] for v in separator), sep_shape)
         else:
             state = np.zeros(n, dtype=np.int64)
+        if rounded:
+            position = draw_rounded(state, conditional, rng)
+            for v, column in zip(fresh, np.unravel_index(position, fresh_shape), strict=True):
+                codes[:, v] = column
+            return
+        row_sums = conditional.sum(axis=1, keepdims=True)
+        conditional = np.where(row_sums > 0, conditional, 1.0)
+        cumulative = np.cumsum(conditional, axis=1)
+        cumulative /= cumulative[:, -1:]
+        cumulative[:, -1] = 1.0
         draws = rng.random(n)
         if n_fresh <= _SAMPLE_COMPARE_MAX:
             # Few outcomes: count the CDF values at or below each draw, one outcome at a time.
@@ -490,8 +544,9 @@ class MarginalModel:
         Returns
         -------
         dict
-            Format tag and version, sizes, cliques, flattened log-potentials, total,
-            mechanism and steps; :meth:`from_dict` rebuilds the same model.
+            Format tag and version, sizes (of the model's tables), cliques, flattened
+            log-potentials, total, mechanism, steps and the compression (None when no code
+            is merged); :meth:`from_dict` rebuilds the same model.
         """
         return {
             "format": MODEL_FORMAT,
@@ -503,6 +558,7 @@ class MarginalModel:
             "mechanism": self._mechanism,
             "rho": self.rho,
             "steps": [step.to_dict() for step in self._steps],
+            "compression": None if self._compression is None else self._compression.to_dict(),
         }
 
     @classmethod
@@ -512,7 +568,8 @@ class MarginalModel:
         Parameters
         ----------
         data : mapping
-            A dict as written by :meth:`to_dict` (e.g. read back from JSON).
+            A dict as written by :meth:`to_dict` (e.g. read back from JSON), of this version
+            or of version 1 (written before compression, which it lacks).
 
         Returns
         -------
@@ -525,9 +582,10 @@ class MarginalModel:
             (a ``ValueError``) for another format or version, a missing field or inconsistent
             contents.
         """
-        if data.get("format") != MODEL_FORMAT or data.get("version") != MODEL_VERSION:
+        if data.get("format") != MODEL_FORMAT or data.get("version") not in _READABLE_VERSIONS:
             raise ModelError(
-                f"not a {MODEL_FORMAT} version {MODEL_VERSION} document "
+                f"not a {MODEL_FORMAT} document of version "
+                f"{' or '.join(str(v) for v in _READABLE_VERSIONS)} "
                 f"(format={data.get('format')!r}, version={data.get('version')!r})",
                 "format",
             )
@@ -546,6 +604,10 @@ class MarginalModel:
             ]
             total = float(data["total"])
             mechanism = str(data["mechanism"])
+            stored = data.get("compression") if data["version"] >= 2 else None
+            compression = None if stored is None else Compression.from_dict(stored)
+        except CompressionError as error:
+            raise ModelError(f"malformed compression: {error.message}", "format") from error
         except (KeyError, TypeError, ValueError) as error:
             raise ModelError(f"malformed model document: {error}", "format") from error
         if len(flat) != len(cliques):
@@ -562,7 +624,10 @@ class MarginalModel:
                     f"log_potentials[{i}] has {values.size} values, clique needs {shape}", "shape"
                 )
             tables.append(values.reshape(shape))
-        return cls(sizes, cliques, tables, total, mechanism=mechanism, steps=steps)
+        return cls(
+            sizes, cliques, tables, total, mechanism=mechanism, steps=steps,
+            compression=compression,
+        )  # fmt: skip
 
 
 def check_model_size(

@@ -12,8 +12,14 @@ synthetic data" (J. Privacy and Confidentiality 11(3)). The budget ρ is split i
 3. the chosen 2-way marginals are measured (ρ/3 shared equally);
 
 and the model is estimated from all measurements by :func:`cardiobox.synth.pgm.estimate`.
-The paper's compression of rare categories is not done. With one column all of ρ measures
-its 1-way marginal; when the tree is forced (every allowed pair must be in it, as with two
+Between steps 1 and 2, as in the paper, each column's sparsely used codes are merged
+(:func:`cardiobox.synth.compress.compress_domain`, which sees only the noisy counts, so it
+costs no privacy; by default into runs of adjacent codes each with a noisy count of at
+least 3σ, rather than the paper's one bucket of every code below 3σ): steps 2 and 3 and
+the estimation work on the merged codes, and the model expands a group back to its codes
+when it answers or samples. The candidate pairs and the budget split are fixed from the
+domain's sizes before anything is measured. With one column all of ρ measures its 1-way
+marginal; when the tree is forced (every allowed pair must be in it, as with two
 columns), no selection is paid for and ρ is halved between the two measurement steps.
 Pairs whose table exceeds ``max_clique_cells`` are never candidates, so the tree may then
 be a forest. The steps add up to ρ·(1 − 1e-12), never more than ρ.
@@ -27,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from cardiobox.synth.compress import DEFAULT_THRESHOLD, check_merge, compress_domain
 from cardiobox.synth.marginals import (
     BUDGET_MARGIN,
     MAX_TABLE_CELLS,
@@ -106,6 +113,8 @@ def fit_mst(
     *,
     iters: int = 1000,
     max_clique_cells: int = MAX_TABLE_CELLS,
+    compress: str | None = "adjacent",
+    compress_threshold: float = DEFAULT_THRESHOLD,
 ) -> MarginalModel:
     """Fit MST to coded data under ρ-zCDP.
 
@@ -123,11 +132,17 @@ def fit_mst(
         Most mirror-descent iterations of the final estimation.
     max_clique_cells : int, default MAX_TABLE_CELLS
         Pairs whose 2-way table is larger are never selected.
+    compress : {"adjacent", "rare"} or None, default "adjacent"
+        How each column's sparsely used codes are merged after the 1-way marginals are
+        measured (:func:`cardiobox.synth.compress.compress_domain`); None: not at all.
+    compress_threshold : float, default DEFAULT_THRESHOLD
+        A code (or run of codes) stays apart once its noisy count reaches this many σ.
 
     Returns
     -------
     MarginalModel
-        ``mechanism="mst"``; ``steps`` lists every measurement and selection with its ρ.
+        ``mechanism="mst"``; ``steps`` lists every measurement and selection with its ρ;
+        ``compression`` says which codes were merged (None when none was).
 
     Raises
     ------
@@ -135,6 +150,9 @@ def fit_mst(
         (a ``ValueError``) for codes that do not match ``sizes``.
     PrivacyParameterError
         (a ``ValueError``) for a ``rho`` that is not a finite number > 0.
+    CompressionError
+        (a ``ValueError``) for an unknown ``compress`` or a ``compress_threshold`` that is
+        not a finite number > 0.
     TypeError
         When ``rng`` is not a ``numpy.random.Generator``.
     """
@@ -142,6 +160,8 @@ def fit_mst(
     budget = check_rho(rho) * (1.0 - BUDGET_MARGIN)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if compress is not None:
+        check_merge(compress, compress_threshold)
     d = len(checked_sizes)
     pairs = [
         (a, b)
@@ -161,23 +181,30 @@ def fit_mst(
     for v in range(d):
         m = measure(marginal_unchecked(matrix, checked_sizes, (v,)), (v,), shares[0] / d, rng)
         one_way.append(m)
-        steps.append(Step("measure", (v,), shares[0] / d, m.sigma))
+        steps.append(Step("measure", (v,), shares[0] / d, float(m.sigma)))
+    compression = None
+    model_sizes = checked_sizes
+    if compress is not None:
+        compression, one_way = compress_domain(checked_sizes, one_way, compress, compress_threshold)
+        matrix = compression.compress_codes(matrix)
+        model_sizes = compression.compressed_sizes
     if shares[1] > 0:
-        errors = _independence_errors(matrix, checked_sizes, one_way, pairs)
+        errors = _independence_errors(matrix, model_sizes, one_way, pairs)
         edges, selections = _select_tree(errors, pairs, d, n_edges, shares[1], rng)
         steps.extend(selections)
     else:
         edges = pairs
     two_way: list[Measurement] = []
     for edge in edges:
-        m = measure(marginal_unchecked(matrix, checked_sizes, edge), edge, shares[2] / n_edges, rng)
+        m = measure(marginal_unchecked(matrix, model_sizes, edge), edge, shares[2] / n_edges, rng)
         two_way.append(m)
-        steps.append(Step("measure", edge, shares[2] / n_edges, m.sigma))
+        steps.append(Step("measure", edge, shares[2] / n_edges, float(m.sigma)))
     return estimate(
-        checked_sizes,
+        model_sizes,
         one_way + two_way,
         iters=iters,
         max_clique_cells=max_clique_cells,
         mechanism="mst",
         steps=steps,
+        compression=compression,
     )

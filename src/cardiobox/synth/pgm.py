@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
+from cardiobox.synth.compress import Compression
 from cardiobox.synth.junction import JunctionTree, build_junction_tree, triangulate
 from cardiobox.synth.marginals import (
     MAX_TABLE_CELLS,
@@ -89,11 +90,24 @@ def _checked_measurements(
             )
         if not np.all(np.isfinite(values)):
             raise ModelError(f"measurements[{i}] holds non-finite values", "finite")
-        if not math.isfinite(m.sigma) or m.sigma <= 0:
+        sigma = np.asarray(m.sigma, dtype=np.float64)
+        if sigma.ndim and sigma.shape != shape:
+            raise ModelError(
+                f"measurements[{i}] has sigma of shape {sigma.shape}, expected one number or "
+                f"{shape}",
+                "shape",
+            )
+        if not np.all(np.isfinite(sigma)) or np.any(sigma <= 0):
             raise ModelError(f"measurements[{i}] sigma must be > 0, got {m.sigma!r}", "sigma")
         order = np.argsort(clique)
-        checked.append(Measurement(tuple(sorted(clique)), values.transpose(order), float(m.sigma)))
+        cell_sigma = float(sigma) if sigma.ndim == 0 else sigma.transpose(order)
+        checked.append(Measurement(tuple(sorted(clique)), values.transpose(order), cell_sigma))
     return checked
+
+
+def _cell_variances(m: Measurement) -> FloatArray:
+    """Noise variance of every cell of a measurement, shaped like its values."""
+    return np.broadcast_to(np.square(m.sigma), m.values.shape)
 
 
 def estimate_total(measurements: Sequence[Measurement]) -> float:
@@ -102,7 +116,7 @@ def estimate_total(measurements: Sequence[Measurement]) -> float:
     Parameters
     ----------
     measurements : sequence of Measurement
-        Noisy marginals; each one's sum estimates N with variance σ²·cells.
+        Noisy marginals; each one's sum estimates N with variance Σσ² over its cells.
 
     Returns
     -------
@@ -111,7 +125,7 @@ def estimate_total(measurements: Sequence[Measurement]) -> float:
     """
     if not measurements:
         return 1.0
-    precisions = np.array([1.0 / (m.sigma**2 * m.values.size) for m in measurements])
+    precisions = np.array([1.0 / float(_cell_variances(m).sum()) for m in measurements])
     sums = np.array([float(m.values.sum()) for m in measurements])
     return max(1.0, float((precisions * sums).sum() / precisions.sum()))
 
@@ -151,14 +165,14 @@ def _starting_marginals(
     """A rough estimate of every maximal clique's marginal (probabilities) from measurements."""
     one_way: list[FloatArray] = []
     for v in range(len(sizes)):
-        precision, weighted = 0.0, np.zeros(sizes[v])
+        precision, weighted = np.zeros(sizes[v]), np.zeros(sizes[v])
         for m in measurements:
             if v in m.clique:
                 axes = tuple(a for a, u in enumerate(m.clique) if u != v)
-                inverse_variance = 1.0 / (m.sigma**2 * m.values.size / sizes[v])
+                inverse_variance = 1.0 / _cell_variances(m).sum(axis=axes)
                 weighted += inverse_variance * m.values.sum(axis=axes)
                 precision += inverse_variance
-        if precision > 0:
+        if precision.any():
             one_way.append(_positive_estimate(weighted / precision, total))
         else:
             one_way.append(np.full(sizes[v], 1.0 / sizes[v]))
@@ -170,9 +184,9 @@ def _starting_marginals(
         if inside:
             largest = max(len(m.clique) for m in inside)
             chosen = [m for m in inside if len(m.clique) == largest]
-            first = max(chosen, key=lambda m: (m.values.size, -m.sigma))
+            first = max(chosen, key=lambda m: (m.values.size, -float(np.mean(m.sigma))))
             same = [m for m in inside if m.clique == first.clique]
-            precisions = [1.0 / m.sigma**2 for m in same]
+            precisions = [1.0 / _cell_variances(m) for m in same]
             pooled = sum(p * m.values for p, m in zip(precisions, same, strict=True))
             covered = first.clique
             table = _positive_estimate(np.asarray(pooled) / sum(precisions), total)
@@ -226,10 +240,11 @@ def _pooled(measurements: Sequence[Measurement]) -> list[Measurement]:
         groups.setdefault(m.clique, []).append(m)
     pooled: list[Measurement] = []
     for clique, group in groups.items():
-        precisions = [1.0 / m.sigma**2 for m in group]
+        precisions = [1.0 / _cell_variances(m) for m in group]
         values = sum(p * m.values for p, m in zip(precisions, group, strict=True))
         precision = sum(precisions)
-        pooled.append(Measurement(clique, np.asarray(values) / precision, precision**-0.5))
+        sigma = precision**-0.5
+        pooled.append(Measurement(clique, np.asarray(values) / precision, sigma))
     return pooled
 
 
@@ -264,9 +279,13 @@ class _Objective:
             )
             rows.append(offset + measured)
             columns.append(layout.offsets[index] + np.arange(grid.shape[1]))
-            weights.append(np.full(grid.shape[1], 1.0 / m.sigma))
-            targets.append(m.values.ravel() / m.sigma)
-            ratios[index] = ratios.get(index, 0.0) + grid.shape[1] / m.values.size / m.sigma**2
+            inverse_sigma = 1.0 / np.sqrt(_cell_variances(m)).ravel()
+            weights.append(inverse_sigma[measured])
+            targets.append(m.values.ravel() * inverse_sigma)
+            ratios[index] = (
+                ratios.get(index, 0.0)
+                + grid.shape[1] / m.values.size * float(inverse_sigma.max()) ** 2
+            )
             offset += m.values.size
         query = sparse.csr_matrix(
             (np.concatenate(weights), (np.concatenate(rows), np.concatenate(columns))),
@@ -305,6 +324,7 @@ def estimate(
     max_clique_cells: int = MAX_TABLE_CELLS,
     mechanism: str = "pgm",
     steps: Sequence[Step] = (),
+    compression: Compression | None = None,
 ) -> MarginalModel:
     """Fit the distribution whose marginals best match noisy measurements.
 
@@ -330,6 +350,10 @@ def estimate(
         Recorded in the model.
     steps : sequence of Step, default ()
         Recorded in the model (the privacy cost of the measurements).
+    compression : Compression, optional
+        How the domain's codes were merged into ``sizes`` (the measurements are over the
+        merged codes); recorded in the model, which then answers and samples in the
+        domain's codes.
 
     Returns
     -------
@@ -373,6 +397,7 @@ def estimate(
         mechanism=mechanism,
         steps=steps,
         max_clique_cells=max_clique_cells,
+        compression=compression,
     )
 
 
