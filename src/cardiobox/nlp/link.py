@@ -30,6 +30,7 @@ draw the line where the data model does). A mention that matches nothing keeps `
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections import OrderedDict, defaultdict
@@ -144,7 +145,8 @@ class _StringIndex:
     # stem → the concepts (keys) whose names use it, per entity type
     owners: dict[str, dict[str, set[str]]] = field(default_factory=lambda: defaultdict(dict))
     trigram_names: dict[str, list[LexiconTerm]] = field(default_factory=dict)
-    trigram_matrix: dict[str, sp.csr_matrix] = field(default_factory=dict)
+    # one column per trigram (CSC): a mention's similarities sum the columns of its trigrams
+    trigram_matrix: dict[str, sp.csc_matrix] = field(default_factory=dict)
     trigram_vocab: dict[str, int] = field(default_factory=dict)
 
 
@@ -214,7 +216,7 @@ def _string_index(lang: str) -> _StringIndex:
     for label, matrix in index.trigram_matrix.items():
         index.trigram_matrix[label] = sp.csr_matrix(
             (matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], width)
-        )
+        ).tocsc()
     return index
 
 
@@ -277,15 +279,21 @@ def _blocked(index: _StringIndex, label: str, name: _Name, mention: set[str]) ->
 def _spelling(
     index: _StringIndex, text: str, labels: Sequence[str], threshold: float
 ) -> LinkMatch | None:
+    matrices = [
+        (label, index.trigram_matrix[label]) for label in labels if label in index.trigram_matrix
+    ]
+    if not matrices:  # only some types are linked by spelling: skip the others' mentions
+        return None
     key = loose_key(text)
     if len(key) < 5 or is_acronym(text):
         return None
-    row = _trigram_rows([key], index.trigram_vocab, grow=False)
-    for label in labels:
-        matrix = index.trigram_matrix.get(label)
-        if matrix is None:
-            continue
-        sims = np.asarray((matrix @ row.T).todense()).ravel()
+    ids = sorted({index.trigram_vocab[g] for g in _trigrams(key) if g in index.trigram_vocab})
+    if not ids:  # no trigram in common with any name: every similarity is 0 < threshold
+        return None
+    for label, matrix in matrices:
+        # Cosine of binary trigram vectors: the names' rows are L2-normalised, the mention's
+        # weights are all 1/sqrt(len(ids)).
+        sims = np.asarray(matrix[:, ids].sum(axis=1)).ravel() / math.sqrt(len(ids))
         best = int(np.argmax(sims))
         if sims[best] >= threshold:
             term = index.trigram_names[label][best]
