@@ -296,9 +296,8 @@ def test_bad_columns_fail_at_every_site_with_the_reason(
         run("gbt", write_sites(frames, tmp_path), params, policy=POLICY)
 
 
-def test_bad_split_values_and_dp_requests(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+def test_bad_split_values(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    # Requests with rho: tests/federated/tasks/test_gbt_dp.py.
     odd = {h: df.assign(split=df["split"].replace("test", "holdout")) for h, df in frames.items()}
     with pytest.raises(RunError, match="must be 'train' or 'test'"):
         run("gbt", write_sites(odd, tmp_path), BASE, policy=POLICY)
-    with pytest.raises(TaskError, match="dp-unsupported"):
-        run("gbt", write_sites(frames, tmp_path), {**BASE, "rho": 0.1}, policy=POLICY)

@@ -23,7 +23,9 @@ Rounds
 2. ``bins``: summed row and event counts and per-covariate histograms on a fine public grid of
    1024 equal bins (values outside it are clipped into the end bins). The hub derives up to
    ``n_bins`` − 1 cut points per covariate at the pooled quantiles (edges of the fine grid,
-   public from then on) and the base score log(p / (1 − p)).
+   public from then on) and the base score log(p / (1 − p)). With ``binning: uniform`` (the
+   default with ``rho``) the cut points are the edges of ``n_bins`` equal-width bins on the
+   public ``bounds`` and the sites send only their summed events and non-events.
 3. ``grow``, one round per depth level of each tree: the hub sends the model (finished trees,
    the current tree with its open nodes); each site computes its margins, routes its rows to
    the open nodes and returns the summed G, H and count histograms. Children made at the last
@@ -52,9 +54,55 @@ rows; without it on the training rows (optimistic; the result says so).
 
 The model travels in every request (arrays per tree, see :func:`predict_margin`), so it
 is kept small: at most 1000 trees of depth ≤ 6 (a site refuses requests beyond its
-``max_message_bytes``, 8 MB by default: some 100 000 nodes). No differential privacy yet: ρ > 0 is
-refused (``dp-unsupported``). ``seed`` is recorded but unused: there is no row or column
-subsampling, so equal inputs give equal trees.
+``max_message_bytes``, 8 MB by default: some 100 000 nodes). ``seed`` is recorded but unused:
+there is no row or column subsampling, so equal inputs give equal trees (without ``rho``).
+
+Differential privacy
+--------------------
+With ``rho`` (zCDP) each site spends at most ``rho`` on the whole run, by its own accounting
+(:func:`dp_plan`): equal shares ρ/R over the R = 1 + ``n_trees`` · ``max_depth`` noisy releases
+a run can make, fixed up front from the public parameters, each charged to the site's ledger
+when released (a tree that stops before ``max_depth`` leaves its later shares unspent, so a
+run spends ``rho`` exactly when every tree reaches ``max_depth``). Every covariate needs public
+``bounds`` and the bins are equal-width on them (``binning: uniform``): quantiles of the pooled
+data would need its histograms, outside the accounting. Each noisy number gets N(0, σ²) at the
+site before the secure sum, σ = Δ / sqrt(2ρ/R) (the Gaussian mechanism is Δ²/(2σ²)-zCDP), with
+Δ the L2 sensitivity of the release to adding or removing one row:
+
+- **base score** (round ``bins``): the site's events and non-events. A row is one or the
+  other: Δ = 1. The hub clamps each noisy sum at 1/2 and takes log(events / non-events);
+  ``n_train`` is their noisy sum.
+- **a tree level** (round ``grow``): per (open node, covariate, bin) the sums of g, h and the
+  count × 1/4 (:data:`COUNT_SCALE`). The model in the payload is public (built from earlier
+  noisy releases), so one row changes only its own terms, and it reaches one open node (or
+  none) and there, per covariate, exactly one bin (the missing bin when missing): p cells of
+  each array, p being the number of covariates. For the logistic loss g = p̂ − y and
+  h = p̂(1 − p̂) satisfy g² + h² < 1: for y = 0, g² + h² = p̂²(1 + (1 − p̂)²), whose derivative
+  2p̂(1 + (1 − p̂)(1 − 2p̂)) ≥ 2p̂(1 − 1/8) ≥ 0, so it rises to 1 at p̂ = 1 (y = 1 is the mirror
+  image); each row's (g, h) is still scaled into the unit disc (:func:`clip_gradients`) so the
+  bound holds whatever the rounding. Hence Δ² = p · (1 + (1/4)²) and Δ = sqrt(17p/16) — the
+  sqrt(p(1 + 1/16)) of g ∈ [−1, 1] and h ∈ [0, 1/4] alone, the counts included for free by the
+  joint bound.
+- **leaf values** and node sizes are computed by the hub from the same noisy sums (the
+  children's at the last level, the node's totals otherwise): post-processing, no release and
+  no cost. So is every split.
+- **evaluation** (round ``evaluate``): as ``mlp``'s, the aggregates of the evaluation rows
+  carry no noise and cost no ρ — they are protected by the secure sum and the small-cell rules
+  — and the training loss (``history``, an exact function of the training rows) is not
+  released (``None``).
+
+The hub handles noisy sums: counts are divided back by 1/4 and rounded; a node's G, H and size
+are the means of its p per-covariate totals (independent noise, p times less variance); H is
+clamped at 0; a child must hold at least the largest ``min_cell_count`` in noisy rows, reach
+``min_child_weight`` and also :data:`DP_MIN_HESSIAN_SDS` noise standard deviations of its
+summed H (σ_sum · sqrt(k) for a sum of k cells, σ_sum = sqrt(Σ_sites σ²)), so no leaf divides
+by a sum of mostly noise; leaves get −G/(max(H, 0) + λ) · ``learning_rate``. The site's
+policy applies as to any task: the request's ``rho`` must be within ``max_rho_per_release``
+and the budget left (the node checks it before each release, so the budget must cover the
+run's ``rho`` after its last-but-one release too), and every release is logged with its
+mechanism, σ and ρ. A site whose policy adds noise by default (``default_rho``) refuses a
+request without ``rho`` (``noise-required``): gbt needs the run's budget, not a release's.
+``rho`` must be finite and above 0 (absent: no noise).
 
 The result: ``outcome``, ``covariates``, the model (``n_trees``, ``max_depth``,
 ``learning_rate``, ``n_bins``, ``seed``, ``base_score``, ``cut_points`` keyed by covariate,
@@ -65,6 +113,10 @@ declared), ``history`` (the pooled training log-loss after each number of trees)
 ``bootstrap`` 0 — ``roc`` and ``calibration_curve``; every figure ``None`` and no interval or
 curve when the pooled evaluation rows are fewer than that ``min_cell_count``), ``per_site``
 (each site's own metrics with their ``ci``, or ``None``), ``evaluated_on``, ``sites``,
+``binning``, ``dp`` (``None`` without ``rho``; else ``rho_per_site``, ``rho_spent_per_site``,
+``epsilon`` at ``delta`` = 1e-5 by the tight conversion of the run's ρ
+(:func:`~cardiobox.privacy.zcdp.rho_to_eps`), ``releases``, ``rho_per_release``, the
+``sensitivity`` and per-site noise ``sigma`` of each release, ``base_score`` and ``level``),
 ``sites_refused`` and ``sites_failed``.
 """
 
@@ -73,7 +125,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -97,10 +149,11 @@ from cardiobox.federated.task import (
     SiteOutput,
     Task,
     TaskError,
-    refuse_dp,
     register,
 )
 from cardiobox.federated.tasks.crosstab import running_min_cell
+from cardiobox.privacy import zcdp
+from cardiobox.privacy.policy import PolicyRefusal
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -124,6 +177,14 @@ LEAF = -1
 OPEN = -2
 #: The arrays of a tree that sites need to route rows.
 TREE_KEYS = ("feature", "bin", "default_left", "left", "right", "value")
+#: With ``rho``, counts enter a level's release multiplied by this (the bound of a Hessian), so
+#: they add only 1/16 per covariate to its squared sensitivity; the hub divides them back.
+COUNT_SCALE = 0.25
+#: With ``rho``, a child's noisy summed Hessian must reach this many standard deviations of
+#: its noise (besides ``min_child_weight``), so no leaf value divides by a sum of mostly noise.
+DP_MIN_HESSIAN_SDS = 2.0
+#: δ of the (ε, δ) reported for runs with ``rho``.
+DELTA = 1e-5
 
 
 class GbtParams(LearningParams):
@@ -154,6 +215,14 @@ class GbtParams(LearningParams):
     bounds : dict of str to [lo, hi], optional
         Public ranges of covariates (e.g. from the data dictionary) for the fine grid; those
         not given use the pooled mean ± 4 sd (one more round).
+    binning : {"quantile", "uniform"}, optional
+        Cut points at the pooled quantiles of the covariates (``quantile``, the default without
+        ``rho``) or ``n_bins`` equal-width bins on the public ``bounds`` (``uniform``, the
+        default and the only choice with ``rho``; needs ``bounds`` for every covariate).
+    rho : float, optional
+        Differential privacy: the zCDP budget each site spends on the **whole run** (> 0,
+        finite), in equal shares over its noisy releases (:func:`dp_plan`). Without it the
+        sums are exact.
     """
 
     n_trees: int = Field(50, ge=1, le=MAX_TREES)
@@ -164,6 +233,12 @@ class GbtParams(LearningParams):
     min_child_weight: float = Field(1.0, ge=0, allow_inf_nan=False)
     n_bins: int = Field(32, ge=2, le=256)
     bounds: dict[str, tuple[float, float]] | None = None
+    binning: Literal["quantile", "uniform"] | None = None
+
+    @property
+    def uniform(self) -> bool:
+        """Whether the cut points are equal-width bins on the public bounds."""
+        return self.binning == "uniform" or (self.binning is None and self.rho is not None)
 
     @model_validator(mode="after")
     def _consistent(self) -> GbtParams:
@@ -172,6 +247,24 @@ class GbtParams(LearningParams):
                 raise ValueError(f"bounds names {name!r}, which is not a covariate")
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(f"bounds of {name!r} must be finite with lo < hi, got {lo, hi}")
+        if self.rho is not None:
+            if not (math.isfinite(self.rho) and self.rho > 0):
+                raise ValueError(
+                    f"rho must be a finite number above 0 (the zCDP budget each site spends on "
+                    f"the whole run), got {self.rho}; leave it out for a run without noise"
+                )
+            if self.binning == "quantile":
+                raise ValueError(
+                    "binning 'quantile' needs the pooled covariate histograms, which rho does "
+                    "not cover: use binning 'uniform' (the default with rho)"
+                )
+        unbounded = [c for c in self.covariates if c not in (self.bounds or {})]
+        if self.uniform and unbounded:
+            why = "rho needs" if self.rho is not None else "binning 'uniform' needs"
+            raise ValueError(
+                f"{why} public bounds for every covariate (the bins are cut on them, never on "
+                f"the data); missing: {', '.join(unbounded)}"
+            )
         rounds = 3 + self.n_trees * self.max_depth
         if rounds > MAX_ROUNDS:
             raise ValueError(
@@ -222,6 +315,86 @@ def cut_points_from_fine(fine: FloatArray, edges: FloatArray, n_bins: int) -> Fl
     at = at[cum[at] < total]
     cuts: FloatArray = edges[at + 1]
     return cuts
+
+
+def uniform_cut_points(lo: float, hi: float, n_bins: int) -> FloatArray:
+    """The ``n_bins`` − 1 interior edges of ``n_bins`` equal-width bins on [lo, hi]."""
+    cuts: FloatArray = np.linspace(lo, hi, n_bins + 1)[1:-1]
+    return cuts
+
+
+@dataclass(frozen=True)
+class DpPlan:
+    """How a site spends the run's ρ: equal shares over the most noisy releases a run makes.
+
+    Parameters
+    ----------
+    rho : float
+        The run's zCDP budget at the site.
+    releases : int
+        1 (events and non-events, for the base score) + ``n_trees`` · ``max_depth`` (one per
+        tree level); a tree that stops early leaves its later shares unspent.
+    rho_per_release : float
+        ``rho`` / ``releases``.
+    sensitivity_base, sensitivity_level : float
+        L2 sensitivities (one row added or removed) of the base-score release, 1, and of a
+        level's histograms, sqrt(17·p/16) for p covariates (see the module docstring).
+    sigma_base, sigma_level : float
+        Standard deviations of the Gaussian noise on each released number:
+        sensitivity / sqrt(2 · ``rho_per_release``).
+    """
+
+    rho: float
+    releases: int
+    rho_per_release: float
+    sensitivity_base: float
+    sensitivity_level: float
+    sigma_base: float
+    sigma_level: float
+
+
+def dp_plan(n_covariates: int, n_trees: int, max_depth: int, rho: float) -> DpPlan:
+    """Split a site's ρ for the run over its releases, from the public parameters alone.
+
+    Parameters
+    ----------
+    n_covariates, n_trees, max_depth : int
+        The request's number of covariates, trees and levels per tree.
+    rho : float
+        The run's zCDP budget at the site (> 0).
+
+    Returns
+    -------
+    DpPlan
+        Shares, sensitivities and noise scales.
+
+    Raises
+    ------
+    PrivacyParameterError
+        (a ``ValueError``) when ``rho`` is not a finite number above 0.
+    """
+    releases = 1 + n_trees * max_depth
+    share = zcdp.compose(rho) / releases
+    level = math.sqrt(n_covariates * (1.0 + COUNT_SCALE**2))
+    return DpPlan(
+        rho=float(rho),
+        releases=releases,
+        rho_per_release=share,
+        sensitivity_base=1.0,
+        sensitivity_level=level,
+        sigma_base=zcdp.gaussian_sigma(1.0, share),
+        sigma_level=zcdp.gaussian_sigma(level, share),
+    )
+
+
+def clip_gradients(grad: FloatArray, hess: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Scale each row's (g, h) into the unit disc, g² + h² ≤ 1 (bounds its DP contribution).
+
+    For the logistic loss the pairs already lie in it (module docstring); the clip makes the
+    bound hold whatever the rounding.
+    """
+    scale = 1.0 / np.maximum(np.hypot(grad, hess), 1.0)
+    return grad * scale, hess * scale
 
 
 @dataclass(frozen=True)
@@ -393,6 +566,7 @@ def best_split(
     n_cuts: IntArray,
     params: GbtParams,
     min_cell: int,
+    noise_sd: float = 0.0,
 ) -> Split | None:
     """The split of one node with the largest gain, or ``None`` when no split is allowed.
 
@@ -406,12 +580,20 @@ def best_split(
         λ, γ and ``min_child_weight``.
     min_cell : int
         Rows each child must hold.
+    noise_sd : float
+        Standard deviation of the noise on each summed Hessian cell (0: exact sums). With
+        noise, the node's G and H are the means of the covariates' totals (independent
+        noise), and a child's H must also reach :data:`DP_MIN_HESSIAN_SDS` times the noise sd
+        of its sum over k cells, ``noise_sd`` · sqrt(k).
     """
     n_bins = grad.shape[1] - 1
     count = np.rint(count)
     lam = params.reg_lambda
     totals = [a.sum(axis=1, keepdims=True) for a in (grad, hess, count)]
-    g_node, h_node = float(grad[0].sum()), float(hess[0].sum())
+    if noise_sd > 0:
+        g_node, h_node = float(totals[0].mean()), max(float(totals[1].mean()), 0.0)
+    else:
+        g_node, h_node = float(grad[0].sum()), float(hess[0].sum())
     # Candidates (covariate, direction, bin): direction 0 sends missing values right (bins
     # 0..n_cuts, the last splitting on missingness alone), direction 1 left (0..n_cuts−1).
     t = np.arange(n_bins)[None, None, :]
@@ -425,7 +607,15 @@ def best_split(
         sides.append((left, total[:, :, None] - left))
     (gl, gr), (hl, hr), (cl, cr) = sides
     valid &= (cl >= min_cell) & (cr >= min_cell)
-    valid &= (hl >= params.min_child_weight) & (hr >= params.min_child_weight)
+    min_left: float | FloatArray = params.min_child_weight
+    min_right: float | FloatArray = params.min_child_weight
+    if noise_sd > 0:
+        # The left child sums bins 0..t (and the missing bin in direction 1); the right the rest.
+        cells = t + 1 + np.arange(2)[None, :, None]
+        floor = DP_MIN_HESSIAN_SDS * noise_sd
+        min_left = np.maximum(params.min_child_weight, floor * np.sqrt(cells))
+        min_right = np.maximum(params.min_child_weight, floor * np.sqrt(n_bins + 1 - cells))
+    valid &= (hl >= min_left) & (hr >= min_right)
     parent = g_node**2 / (h_node + lam) if h_node + lam > 0 else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         gain = 0.5 * (gl**2 / (hl + lam) + gr**2 / (hr + lam) - parent) - params.gamma
@@ -450,8 +640,8 @@ def best_split(
 
 
 def leaf_value(g: float, h: float, params: GbtParams) -> float:
-    """−G / (H + λ) · learning_rate (0 when H + λ is 0)."""
-    denominator = h + params.reg_lambda
+    """−G / (H + λ) · learning_rate (0 when H + λ is 0; a noisy H is clamped at 0 first)."""
+    denominator = max(h, 0.0) + params.reg_lambda
     return -g / denominator * params.learning_rate if denominator > 0 else 0.0
 
 
@@ -499,8 +689,17 @@ def _histograms(
 
 
 def _site_grow(
-    params: GbtParams, payload: Mapping[str, Any], x: FloatArray, y: FloatArray
+    params: GbtParams,
+    payload: Mapping[str, Any],
+    x: FloatArray,
+    y: FloatArray,
+    noise: tuple[float, np.random.Generator] | None = None,
 ) -> dict[str, FloatArray]:
+    """The open nodes' G, H and count histograms (and the loss), or noised ones alone.
+
+    With ``noise`` (σ, generator): (g, h) clipped to the unit disc, counts × :data:`COUNT_SCALE`
+    and N(0, σ²) on every cell.
+    """
     p = len(params.covariates)
     base, cut_points, trees = _model(payload, p, params.n_bins)
     if len(trees) >= params.n_trees:
@@ -519,8 +718,17 @@ def _site_grow(
     position = np.full(len(tree.feature), -1, dtype=np.int64)
     position[np.asarray(open_nodes, dtype=np.int64)] = np.arange(len(open_nodes))
     slot = position[tree.route(bins, params.max_depth)]
-    g, h, c = _histograms(bins, slot, len(open_nodes), params.n_bins, [grad, hess, np.ones(len(y))])
-    return {"grad": g, "hess": h, "count": c, "loss": np.array([loss])}
+    if noise is None:
+        g, h, c = _histograms(
+            bins, slot, len(open_nodes), params.n_bins, [grad, hess, np.ones(len(y))]
+        )
+        return {"grad": g, "hess": h, "count": c, "loss": np.array([loss])}
+    sigma, rng = noise
+    grad, hess = clip_gradients(grad, hess)
+    weights = [grad, hess, np.full(len(y), COUNT_SCALE)]
+    sums = _histograms(bins, slot, len(open_nodes), params.n_bins, weights)
+    g, h, c = (a + rng.normal(0.0, sigma, a.size) for a in sums)
+    return {"grad": g, "hess": h, "count": c}
 
 
 def _site_evaluate(
@@ -543,13 +751,36 @@ def _site_evaluate(
     return values, secure
 
 
+def _node_sums(
+    grad: FloatArray, hess: FloatArray, count: FloatArray, noisy: bool
+) -> tuple[float, float, int]:
+    """A node's G, H and rows from its (p, n_bins + 1) histograms.
+
+    Exact sums: covariate 0's totals (every covariate's are the same). Noisy ones: the mean of
+    the p totals, whose noise is independent (p times less variance); H and rows clamped at 0.
+    """
+    if not noisy:
+        return float(grad[0].sum()), float(hess[0].sum()), round(float(count[0].sum()))
+    g, h, c = (float(a.sum(axis=1).mean()) for a in (grad, hess, count))
+    return g, max(h, 0.0), max(round(c), 0)
+
+
+def _check_two_classes(params: GbtParams, n: int, events: int) -> None:
+    if events == 0 or events == n:
+        raise TaskError(
+            f"gbt: the outcome {params.outcome!r} takes one value on all {n} pooled training rows",
+            rule="one-class",
+        )
+
+
 # -- the task ---------------------------------------------------------------------------------
 class GbtTask(Task[GbtParams]):
     """Federated gradient-boosted trees on summed gradient histograms (see the module doc).
 
-    Sites release in clear only their ``min_cell_count`` (and, in the last round, their own
-    metrics when large enough); everything else goes through the secure sum. A site with
-    fewer training rows than its ``min_cell_count`` refuses.
+    Sites release in clear only their ``min_cell_count`` (with ``rho``, also each release's ρ
+    and σ; in the last round, their own metrics when large enough); everything else goes
+    through the secure sum. A site with fewer training rows than its ``min_cell_count``
+    refuses.
     """
 
     name = "gbt"
@@ -562,8 +793,9 @@ class GbtTask(Task[GbtParams]):
         return learning_variables(params)
 
     def start(self, params: GbtParams) -> dict[str, Any]:
-        """Moments for the grids, or (every covariate bounded) the fine histograms at once."""
-        refuse_dp(self.name, params.rho)
+        """Moments for the grids, or (all bounded) fine histograms; uniform: the base score."""
+        if params.uniform:
+            return {"phase": "bins"}
         bounds = params.bounds or {}
         if all(c in bounds for c in params.covariates):
             return {"phase": "bins", "grid": [list(bounds[c]) for c in params.covariates]}
@@ -572,20 +804,42 @@ class GbtTask(Task[GbtParams]):
     def site(
         self, table: SiteTable, params: GbtParams, payload: dict[str, Any], ctx: SiteContext
     ) -> SiteOutput:
-        """Moments, fine histograms, gradient histograms or evaluation sums, by ``phase``."""
-        refuse_dp(self.name, ctx.rho)
+        """Moments, fine histograms, gradient histograms or evaluation sums, by ``phase``.
+
+        Raises
+        ------
+        PolicyRefusal
+            With rule ``noise-required`` when the site's policy adds noise by default but the
+            request names no ``rho`` for the run.
+        """
+        if ctx.rho > 0 and params.rho is None:
+            raise PolicyRefusal(
+                f"this site adds noise by default (rho={ctx.rho:g} a release), but gbt spends "
+                "its rho over the whole run: ask with rho (and bounds for every covariate)",
+                rule="noise-required",
+            )
+        plan = None
+        if ctx.rho > 0:
+            plan = dp_plan(len(params.covariates), params.n_trees, params.max_depth, ctx.rho)
         x, y = _rows(table, params, "train")
         ctx.policy.check_cell(len(y), "the number of training rows (outcome present)")
         values: dict[str, Any] = {"min_cell_count": ctx.policy.min_cell_count}
         phase = payload.get("phase")
-        present = ~np.isnan(x)
-        filled = np.where(present, x, 0.0)
-        if phase == "moments":
+        sigma = 0.0
+        if phase == "moments" and not params.uniform:
+            present = ~np.isnan(x)
+            filled = np.where(present, x, 0.0)
             secure = {
                 "n": present.sum(axis=0).astype(np.float64),
                 "sum": filled.sum(axis=0),
                 "sum_sq": (filled**2).sum(axis=0),
             }
+        elif phase == "bins" and params.uniform:
+            events = float(y.sum())
+            secure = {"events": np.array([events]), "nonevents": np.array([len(y) - events])}
+            if plan is not None:
+                sigma = plan.sigma_base
+                secure = {k: v + ctx.rng.normal(0.0, sigma, 1) for k, v in secure.items()}
         elif phase == "bins":
             secure = {
                 "rows": np.array([float(len(y))]),
@@ -593,20 +847,42 @@ class GbtTask(Task[GbtParams]):
                 "fine": self._fine(payload, x).ravel(),
             }
         elif phase == "grow":
-            secure = _site_grow(params, payload, x, y)
-            secure["rows"] = np.array([float(len(y))])
+            sigma = plan.sigma_level if plan is not None else 0.0
+            secure = _site_grow(params, payload, x, y, (sigma, ctx.rng) if sigma else None)
+            if plan is None:
+                secure["rows"] = np.array([float(len(y))])
         elif phase == "evaluate":
             test = _rows(table, params, "test") if params.split_column else (x, y)
             evaluation, secure = _site_evaluate(params, payload, (x, y), test, ctx)
             values.update(evaluation)
-            secure["rows"] = np.array([float(len(y))])
+            if plan is not None:  # an exact training loss would escape the accounting
+                del secure["loss"]
+            else:
+                secure["rows"] = np.array([float(len(y))])
         else:
-            raise _protocol(f"unknown phase {phase!r} in the payload")
+            raise _protocol(f"unknown phase {phase!r} in the payload (binning {params.binning})")
+        mechanism = (
+            "sums over sites (secure aggregation); own metrics only when the "
+            f"evaluation rows, events and non-events reach {ctx.policy.min_cell_count}"
+        )
+        if plan is None or not sigma:
+            return SiteOutput(values=values, secure=secure, mechanism=mechanism)
+        base = phase == "bins"
+        values.update(rho=plan.rho_per_release, sigma=sigma, rho_run=plan.rho)
+        what = (
+            "events and non-events"
+            if base
+            else "G, H and count histograms (each row's (g, h) clipped to the unit disc, "
+            f"counts × {COUNT_SCALE:g})"
+        )
+        sensitivity = plan.sensitivity_base if base else plan.sensitivity_level
         return SiteOutput(
             values=values,
             secure=secure,
-            mechanism="sums over sites (secure aggregation); own metrics only when the "
-            f"evaluation rows, events and non-events reach {ctx.policy.min_cell_count}",
+            rho=plan.rho_per_release,
+            mechanism=f"{what} with Gaussian noise (sigma={sigma:.6g}, L2 sensitivity "
+            f"{sensitivity:.6g}, rho={plan.rho_per_release:.6g}: 1 of {plan.releases} equal "
+            f"shares of the run's rho={plan.rho:g}), summed over sites (secure aggregation)",
         )
 
     @staticmethod
@@ -632,10 +908,15 @@ class GbtTask(Task[GbtParams]):
     def hub(self, params: GbtParams, result: RoundResult, state: dict[str, Any]) -> Next | Result:
         """Grids → cut points and base score → one tree level per round → metrics."""
         running_min_cell(result.values, state)
+        for site in result.sites:  # each site's charge for this round's release
+            spent = state.setdefault("rho_spent", {})
+            spent[site] = spent.get(site, 0.0) + float(result.values[site].get("rho", 0.0))
+            if "rho_run" in result.values[site]:
+                state.setdefault("rho_run", {})[site] = float(result.values[site]["rho_run"])
         sums = result.sums
         if "sum_sq" in sums:
             return Next(self._grids(params, sums, state))
-        if "fine" in sums:
+        if "fine" in sums or "nonevents" in sums:
             return Next(self._bins(params, sums, state))
         if "grad" in sums:
             return self._grow(params, result, state)
@@ -666,24 +947,33 @@ class GbtTask(Task[GbtParams]):
     def _bins(
         self, params: GbtParams, sums: dict[str, FloatArray], state: dict[str, Any]
     ) -> dict[str, Any]:
-        grid = state.get("grid") or self.start(params)["grid"]
-        n = round(float(sums["rows"][0]))
-        events = round(float(sums["events"][0]))
-        if events == 0 or events == n:
-            raise TaskError(
-                f"gbt: the outcome {params.outcome!r} takes one value on all {n} pooled "
-                "training rows",
-                rule="one-class",
-            )
-        fine = sums["fine"].reshape(len(params.covariates), FINE_BINS)
-        cuts = [
-            cut_points_from_fine(fine[j], fine_edges(lo, hi), params.n_bins).tolist()
-            for j, (lo, hi) in enumerate(grid)
-        ]
+        if params.uniform:
+            assert params.bounds is not None  # the validator ensured every covariate's
+            grid = [list(params.bounds[c]) for c in params.covariates]
+            cuts = [uniform_cut_points(lo, hi, params.n_bins).tolist() for lo, hi in grid]
+            events, nonevents = float(sums["events"][0]), float(sums["nonevents"][0])
+            if params.rho is not None:  # noisy: no count below 1/2, no one-class check
+                events, nonevents = max(events, 0.5), max(nonevents, 0.5)
+                base, n = math.log(events / nonevents), round(events + nonevents)
+            else:
+                n, e = round(events + nonevents), round(events)
+                _check_two_classes(params, n, e)
+                base = math.log(e / (n - e))
+        else:
+            grid = state.get("grid") or self.start(params)["grid"]
+            n = round(float(sums["rows"][0]))
+            e = round(float(sums["events"][0]))
+            _check_two_classes(params, n, e)
+            fine = sums["fine"].reshape(len(params.covariates), FINE_BINS)
+            cuts = [
+                cut_points_from_fine(fine[j], fine_edges(lo, hi), params.n_bins).tolist()
+                for j, (lo, hi) in enumerate(grid)
+            ]
+            base = math.log(e / (n - e))
         state.update(
             grid=grid,
             cuts=cuts,
-            base=math.log(events / (n - events)),
+            base=base,
             n_train=n,
             trees=[],
             history=[],
@@ -723,16 +1013,22 @@ class GbtTask(Task[GbtParams]):
         open_nodes: list[int] = state["open"]
         shape = (len(open_nodes), p, width)
         grad, hess, count = (result.sums[k].reshape(shape) for k in ("grad", "hess", "count"))
+        noise_sd = 0.0
+        if params.rho is not None:  # noisy sums: counts come scaled; noise adds over sites
+            count = count / COUNT_SCALE
+            sigmas = [float(result.values[s].get("sigma", 0.0)) for s in result.sites]
+            noise_sd = math.sqrt(sum(v * v for v in sigmas))
         tree = state["tree"]
         if len(tree["feature"]) == 1:  # a tree's first round: the loss of the trees so far
             state["history"].append(self._loss_entry(len(state["trees"]), result))
         n_cuts = np.array([len(c) for c in state["cuts"]], dtype=np.int64)
         still_open = []
         for i, node in enumerate(open_nodes):  # one pass per open node, not per row
-            tree["n"][node] = round(float(count[i, 0].sum()))
-            split = best_split(grad[i], hess[i], count[i], n_cuts, params, state["min_cell"])
+            g, h, tree["n"][node] = _node_sums(grad[i], hess[i], count[i], noise_sd > 0)
+            split = best_split(
+                grad[i], hess[i], count[i], n_cuts, params, state["min_cell"], noise_sd
+            )
             if split is None:
-                g, h = float(grad[i, 0].sum()), float(hess[i, 0].sum())
                 tree["feature"][node] = LEAF
                 tree["value"][node] = leaf_value(g, h, params)
                 continue
@@ -750,7 +1046,7 @@ class GbtTask(Task[GbtParams]):
                 for key, value in (
                     ("feature", LEAF if last else OPEN), ("bin", 0), ("threshold", None),
                     ("default_left", False), ("left", -1), ("right", -1),
-                    ("value", leaf_value(g, h, params) if last else 0.0), ("n", c),
+                    ("value", leaf_value(g, h, params) if last else 0.0), ("n", max(c, 0)),
                     ("gain", None), ("depth", depth),
                 ):  # fmt: skip
                     tree[key].append(value)
@@ -767,6 +1063,8 @@ class GbtTask(Task[GbtParams]):
 
     @staticmethod
     def _loss_entry(n_trees: int, result: RoundResult) -> dict[str, Any]:
+        if "loss" not in result.sums:  # with rho no loss is released
+            return {"trees": n_trees, "train_logloss": None}
         rows = float(result.sums["rows"][0])
         return {
             "trees": n_trees,
@@ -795,9 +1093,35 @@ class GbtTask(Task[GbtParams]):
             "per_site": evaluation["per_site"],
             "evaluated_on": evaluated_on(params),
             "history": state["history"],
+            "binning": "uniform" if params.uniform else "quantile",
+            "dp": self._dp(params, state),
             "sites": list(result.sites),
             "sites_refused": dict(result.refused),
             "sites_failed": dict(result.failed),
+        }
+
+    @staticmethod
+    def _dp(params: GbtParams, state: dict[str, Any]) -> dict[str, Any] | None:
+        """The privacy accounting of a run with ``rho`` (``None`` without)."""
+        if params.rho is None:
+            return None
+        plan = dp_plan(len(params.covariates), params.n_trees, params.max_depth, params.rho)
+        return {
+            "rho_per_site": dict(sorted(state.get("rho_run", {}).items())),
+            "rho_spent_per_site": dict(sorted(state.get("rho_spent", {}).items())),
+            "epsilon": zcdp.rho_to_eps(params.rho, DELTA),
+            "delta": DELTA,
+            "releases": plan.releases,
+            "rho_per_release": plan.rho_per_release,
+            "sensitivity": {"base_score": plan.sensitivity_base, "level": plan.sensitivity_level},
+            "sigma": {"base_score": plan.sigma_base, "level": plan.sigma_level},
+            "count_scale": COUNT_SCALE,
+            "min_hessian_sds": DP_MIN_HESSIAN_SDS,
+            "accounting": "each site splits rho equally over 1 + n_trees × max_depth releases "
+            "(the base score, one per tree level) with Gaussian noise of sigma (per site, per "
+            "released number); a tree that stops early leaves its shares unspent; epsilon at "
+            "delta by the tight zCDP conversion of the run's rho; the evaluation is exact "
+            "(secure sum and small-cell rules, as mlp's)",
         }
 
 
