@@ -108,8 +108,10 @@ def modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = facts_mod.refresh_facts
 
-    def spy(con: duckdb.DuckDBPyConnection, load_id: str | None = None) -> FactsRefresh:
-        result = real(con, load_id)
+    def spy(
+        con: duckdb.DuckDBPyConnection, load_id: str | None = None, written: str | None = None
+    ) -> FactsRefresh:
+        result = real(con, load_id, written)
         seen.append(result.mode)
         return result
 

@@ -27,6 +27,7 @@ from cardiobox.ingest import jsonsql, units
 from cardiobox.ingest.concept_maps import LoadedMap, lookup_key_sql
 from cardiobox.ingest.jsonsql import Text, cat, jstr, member, obj, value, when
 from cardiobox.ingest.mapping import Block, BlockFields, Mapping, Value
+from cardiobox.store.facts import OBSERVATION_PATHS as FACT_PATHS
 from cardiobox.store.validate import WHITESPACE
 
 UCUM = "http://unitsofmeasure.org"
@@ -164,6 +165,10 @@ class BlockCompiler:
         # Expressions over the source row alone, computed once per row into ``_srcx``
         # (level by level: raw text, then parsed values, then texts built from those).
         self.derived: dict[str, tuple[int, str]] = {}
+        #: Per Observation instance: the SQL of each value that the fact tables read
+        #: (:data:`cardiobox.store.facts.OBSERVATION_PATHS`), as ``json_extract_string``
+        #: would find it in the built text; the load's facts then need not parse the text.
+        self.fact_values: dict[str, str] = {}
 
     # -- values ----------------------------------------------------------------------------
     def x(self, sql: str, level: int) -> str:
@@ -392,6 +397,7 @@ class BlockCompiler:
         inst = f"{block.id}#{suffix}" if suffix else block.id
         self.joins = []
         self.conversions = []
+        self.fact_values = {}
         builder = getattr(self, "_build_" + re.sub(r"(?<!^)(?=[A-Z])", "_", block.type).lower())
         doc, main, problems, rid, shape_bits = builder(f, patient, inst)
         if block.type not in ("Patient", "Encounter"):
@@ -428,22 +434,43 @@ class BlockCompiler:
         sql = (
             f"SELECT s._row, {lit(inst)} AS inst, {lit(block.type)} AS rt, {rid} AS __rid, "
             f"{str(doc).replace('__rid__', rid)} AS doc, {errs} AS errs, {shape} AS shape, "
-            f"{PSEUDO} AS patient "
+            f"{PSEUDO} AS patient, {self._facts_x()} AS facts_x "
             f"FROM (SELECT s.*, p.pseudo AS __pid{inner_rid} FROM _srcx s "
             f"LEFT JOIN _pid p ON p.local = {patient.raw}) s {joins} "
             f"WHERE {' AND '.join(conds)}"
         )
         return sql, list(self.conversions), list(self.joins)
 
+    def _coding_facts(self, element: str, system_sql: str | None, code_sql: str) -> None:
+        """Record the one coding of ``element`` (as :func:`concept` builds it)."""
+        # The coding is there when its code is; its system when that is not NULL too.
+        self.fact_values[f"{element}.coding[0].code"] = code_sql
+        self.fact_values[f"{element}.coding[0].system"] = (
+            f"CASE WHEN ({code_sql}) IS NOT NULL THEN {system_sql or 'NULL'} END"
+        )
+
+    def _facts_x(self) -> str:
+        """The list of :data:`FACT_PATHS` values of an Observation (NULL for other types)."""
+        if not self.fact_values:
+            return "NULL::VARCHAR[]"
+        items = ", ".join(f"CAST({self.fact_values.get(p, 'NULL')} AS VARCHAR)" for p in FACT_PATHS)
+        return f"[{items}]"
+
     def _subject(self) -> Text:
         ref = cat(jsonsql.text('{"reference":"Patient/'), value(PSEUDO, PSEUDO), jsonsql.text('"}'))
         return member("subject", ref, f"{PSEUDO} IS NOT NULL")
 
-    def _encounter_ref(self, f: BlockFields) -> tuple[Text, list[Problem], list[str]]:
+    def _encounter_ref(
+        self, f: BlockFields, facts: bool = False
+    ) -> tuple[Text, list[Problem], list[str]]:
         if f.encounter is None:
             return jsonsql.NULL, [], []
         c = self.compile(f.encounter)
         pseudo = self.encounter_id(c.raw)
+        if facts:
+            self.fact_values["$.encounter.reference"] = (
+                f"CASE WHEN {c.raw} IS NOT NULL THEN 'Encounter/' || {pseudo} END"
+            )
         ref = cat(
             jsonsql.text('{"reference":"Encounter/'), value(pseudo, pseudo), jsonsql.text('"}')
         )
@@ -601,6 +628,11 @@ class BlockCompiler:
             )
             unit_code = f"{conv}.target"
             bits.append(f"{unit_code} IS NOT NULL")
+            # The value is there when the member and the conversion are.
+            self.fact_values["$.valueQuantity.value"] = (
+                f"CASE WHEN {val.sql} IS NOT NULL AND {conv}.factor IS NOT NULL "
+                f"AND {conv}.offset IS NOT NULL THEN {number} END"
+            )
             return [member("valueQuantity", quantity, f"{val.sql} IS NOT NULL")]
         if vt == "code":
             c = self.compile(f.value, "code")
@@ -624,27 +656,29 @@ class BlockCompiler:
                     )
                 )
                 parts = f"string_split({picked}, '|')"
+                self._coding_facts("$.valueCodeableConcept", f"{parts}[1]", f"{parts}[2]")
                 return [
                     member(
                         "valueCodeableConcept", concept(f"{parts}[1]", f"{parts}[2]", f"{parts}[3]")
                     )
                 ]
+            self._coding_facts("$.valueCodeableConcept", c.system, c.sql)
             return [member("valueCodeableConcept", concept(c.system, c.sql, c.display or "NULL"))]
         if vt == "boolean":
             b = self.compile(f.value, "boolean")
             problems += b.problems
-            return [
-                member(
-                    "valueBoolean",
-                    f"CASE WHEN {b.sql} THEN 'true' WHEN NOT {b.sql} THEN 'false' END",
-                )
-            ]
+            boolean = f"CASE WHEN {b.sql} THEN 'true' WHEN NOT {b.sql} THEN 'false' END"
+            self.fact_values["$.valueBoolean"] = boolean
+            return [member("valueBoolean", boolean)]
         if vt in ("integer", "decimal"):
             num = self.compile(f.value, vt)
             problems += num.problems
             key = "valueInteger" if vt == "integer" else "valueQuantity"
             text = f"CAST({num.sql} AS VARCHAR)"
             wrapped = text if vt == "integer" else "'{\"value\":' || " + text + " || '}'"
+            self.fact_values["$.valueInteger" if vt == "integer" else "$.valueQuantity.value"] = (
+                text
+            )
             return [member(key, wrapped)]
         s = self.compile(f.value)
         return [member("valueString", jstr(s.sql))]
@@ -663,6 +697,7 @@ class BlockCompiler:
             v = self.dictionary[f.variable]
             cs = v.codes[0]
             code_json = concept(lit(cs.system), lit(cs.codes[0]), lit(v.name("en")))
+            self._coding_facts("$.code", lit(cs.system), lit(cs.codes[0]))
             category = v.observation_category or "exam"
             cat_json = listed(concept(lit(OBS_CATEGORY), lit(category)))
             main = "true"
@@ -674,6 +709,7 @@ class BlockCompiler:
                     f"block {inst}: 'code' needs a concept map or a system", rule="mapping-schema"
                 )
             code_json = concept(c.system, c.sql, c.display or "NULL")
+            self._coding_facts("$.code", c.system, c.sql)
             if c.variable is None:
                 self.join(
                     f"LEFT JOIN _dictcodes dc ON dc.system = {c.system} AND dc.code = {c.sql}"
@@ -701,7 +737,8 @@ class BlockCompiler:
             problems += d.problems
             eff = d.sql
             bits.append(f"{d.sql} IS NOT NULL")
-        enc, enc_problems, enc_bits = self._encounter_ref(f)
+            self.fact_values["$.effectiveDateTime"] = eff
+        enc, enc_problems, enc_bits = self._encounter_ref(f, facts=True)
         problems += enc_problems
         bits += enc_bits
         interp: Text = jsonsql.NULL

@@ -235,8 +235,11 @@ def _prepare(con: duckdb.DuckDBPyConnection, dictionary: DataDictionary) -> None
     )
 
 
-def _selects(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
-    """Queries of the three tables over the resources in ``source`` (``facts`` without ``ord``)."""
+def _selects(con: duckdb.DuckDBPyConnection, source: str, given_x: bool = False) -> dict[str, str]:
+    """Queries of the three tables over the resources in ``source`` (``facts`` without ``ord``).
+
+    ``given_x``: ``source`` has the column :data:`GIVEN_X`.
+    """
     return {
         PATIENTS: f"""SELECT id AS patient_id, gender AS sex,
             fact_time(birth_date::VARCHAR)::DATE AS birth_date,
@@ -245,7 +248,7 @@ def _selects(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
         ENCOUNTERS: f"""SELECT id AS encounter_id, patient_id, class_code AS class,
             fact_time(start::VARCHAR) AS start, fact_time("end"::VARCHAR) AS "end"
         FROM {_view(con, "encounter", source)}""",
-        FACTS: f"SELECT * FROM ({_observations_sql(source)})\n"
+        FACTS: f"SELECT * FROM ({_observations_sql(source, given_x)})\n"
         f"UNION ALL BY NAME\nSELECT * FROM ({_coded_sql(source)})",
     }
 
@@ -377,7 +380,9 @@ def _current_before(con: duckdb.DuckDBPyConnection, load_id: str) -> bool:
     return state.get("resources") == resources - created and state.get("loads") == loads - 1
 
 
-def refresh_facts(con: duckdb.DuckDBPyConnection, load_id: str | None = None) -> FactsRefresh:
+def refresh_facts(
+    con: duckdb.DuckDBPyConnection, load_id: str | None = None, written: str | None = None
+) -> FactsRefresh:
     """Bring the store's fact tables in step with its resources.
 
     Runs on the store's read-write connection, inside the caller's transaction (a load calls
@@ -393,14 +398,25 @@ def refresh_facts(con: duckdb.DuckDBPyConnection, load_id: str | None = None) ->
         Read-write connection to the store.
     load_id : str, optional
         The load just written (its resources carry this ``load_id``).
+    written : str, optional
+        A relation holding exactly the resources that load created or updated, as they were
+        written (columns ``resource_type, id, patient_id, resource``), read instead of
+        ``resources`` (no decompression of the stored text). When the store holds nothing
+        else, the tables are built from it alone. It may have a column ``facts_x``: for an
+        Observation, the values at :data:`OBSERVATION_PATHS` as ``json_extract_string``
+        gives them, which its producer knows without parsing the text (NULL: parse it).
 
     Returns
     -------
     FactsRefresh
     """
     started = time.perf_counter()
+    given_x = written is not None and GIVEN_X in _columns(con, written)
     if load_id is not None and _current_before(con, load_id):
-        mode, parsed = _refresh_load(con, load_id)
+        mode, parsed = _refresh_load(con, load_id, written, given_x)
+    elif load_id is not None and written is not None and _only_load(con, written):
+        # The first load of a store: every resource is one of the load's own.
+        mode, parsed = "full", _rebuild(con, written, given_x)
     else:
         mode, parsed = "full", _rebuild(con)
     _record_state(con)
@@ -408,22 +424,36 @@ def refresh_facts(con: duckdb.DuckDBPyConnection, load_id: str | None = None) ->
     return FactsRefresh(mode, parsed, facts, time.perf_counter() - started)
 
 
-def _rebuild(con: duckdb.DuckDBPyConnection) -> int:
-    """Rebuild the three tables from every resource; return the resources read."""
+def _only_load(con: duckdb.DuckDBPyConnection, written: str) -> bool:
+    """Whether every stored resource is one of ``written`` (a load's, already in the store)."""
+    row = one(
+        con.execute(f"SELECT (SELECT count(*) FROM resources), (SELECT count(*) FROM {written})")
+    )
+    return row is not None and int(row[0]) == int(row[1])
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    return [d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description or []]
+
+
+def _rebuild(
+    con: duckdb.DuckDBPyConnection, source: str = "resources", given_x: bool = False
+) -> int:
+    """Rebuild the three tables from ``source`` (every resource); return the resources read."""
     _prepare(con, load_dictionary())
-    selects = _selects(con, "resources")
+    selects = _selects(con, source, given_x)
     selects[FACTS] = _ranked(selects[FACTS])
     for table, sql in selects.items():
         con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
-    return scalar_int(con.execute("SELECT count(*) FROM resources"))
+    return scalar_int(con.execute(f"SELECT count(*) FROM {source}"))
 
 
-def _refresh_load(con: duckdb.DuckDBPyConnection, load_id: str) -> tuple[str, int]:
+def _refresh_load(
+    con: duckdb.DuckDBPyConnection, load_id: str, written: str | None, given_x: bool
+) -> tuple[str, int]:
     """Replace the rows of the resources that load ``load_id`` created or updated."""
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW _fx_changed AS SELECT * FROM resources "
-        f"WHERE load_id = {sql_str(load_id)}"
-    )
+    changed = written or f"resources WHERE load_id = {sql_str(load_id)}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _fx_changed AS SELECT * FROM {changed}")
     present = dict(
         con.execute("SELECT resource_type, count(*) FROM _fx_changed GROUP BY 1").fetchall()
     )
@@ -431,7 +461,7 @@ def _refresh_load(con: duckdb.DuckDBPyConnection, load_id: str) -> tuple[str, in
     if not parsed:
         return "none", 0
     _prepare(con, load_dictionary())
-    selects = _selects(con, "_fx_changed")
+    selects = _selects(con, "_fx_changed", given_x)
     for table, key, rtype in (
         (PATIENTS, "patient_id", "Patient"),
         (ENCOUNTERS, "encounter_id", "Encounter"),
@@ -502,9 +532,19 @@ _OBS_PATHS = (
 )
 
 
-def _observations_sql(resources: str) -> str:
+#: What the fact tables read of each Observation (one ``json_extract_string`` list).
+OBSERVATION_PATHS = _OBS_PATHS
+#: A column of a load's resources holding that list, given by the producer from the values
+#: it built the text from (NULL where it did not); see :func:`refresh_facts`.
+GIVEN_X = "facts_x"
+
+
+def _observations_sql(resources: str, given_x: bool = False) -> str:
     node_paths = ", ".join(sql_str(p) for p in _NODE_PATHS)
     obs_paths = ", ".join(sql_str(p) for p in _OBS_PATHS)
+    extract = f"json_extract_string(resource, [{obs_paths}])"
+    if given_x:  # COALESCE parses only the rows whose list is not given
+        extract = f"coalesce({GIVEN_X}, {extract})"
     enc = _REF.format("x[12]")
     # Most nodes have one coding: they are matched from the single parse. Nodes with more
     # codings are parsed again for all of them.
@@ -517,7 +557,7 @@ WITH obs AS (
         coalesce(length(coalesce(x[9], x[10], x[11])) <= 10, false) AS date_only,
         {enc} AS encounter_id
     FROM (
-        SELECT id, patient_id, resource, json_extract_string(resource, [{obs_paths}]) AS x
+        SELECT id, patient_id, resource, {extract} AS x
         FROM {resources} WHERE resource_type = 'Observation'
     )
 ),

@@ -595,7 +595,11 @@ class Importer:
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, files: list[str], versions: dict[str, str], started: float) -> ImportReport:
-        """Merge accepted items into the store and record rejects; return the report."""
+        """Merge accepted items into the store and record rejects; return the report.
+
+        Afterwards the view ``_written(resource_type, id, patient_id, resource)`` holds the
+        resources this import created or updated, for the fact tables' refresh.
+        """
         con = self.con
         load = self.load_id
         self._reject_groups()
@@ -625,6 +629,7 @@ class Importer:
                 (SELECT (rt, rid) FROM _merge WHERE action = 'updated')"""
             )
         self.progress("writing", 0, None)
+        given_x = ", facts_x" if self._has_facts_x() else ""
         if winners == "_keyed" and self._all_created():
             # Every item is new and its own winner: all of _items goes in, no join needed.
             con.execute(
@@ -634,6 +639,7 @@ class Importer:
                 FROM _items""",
                 [load],
             )
+            written = f"SELECT rt, rid, {_PATIENT_REF}, doc{given_x} FROM _items"
         else:
             con.execute(
                 """INSERT INTO resources
@@ -643,6 +649,12 @@ class Importer:
                 WHERE m.action IN ('created', 'updated')""",
                 [load],
             )
+            written = f"""SELECT i.rt, i.rid, m.patient_ref, i.doc{given_x} FROM _items i
+                JOIN _merge m USING (seq) WHERE m.action IN ('created', 'updated')"""
+        # What was written, as the fact tables read it (the text not read back from the store;
+        # a producer's values of the facts when it gave them).
+        names = "resource_type, id, patient_id, resource" + (", facts_x" if given_x else "")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _written ({names}) AS {written}")
         con.execute(
             """INSERT INTO findings
             SELECT m.rt, m.rid, ?, 'warning', w.rule, w.element, w.message
@@ -652,6 +664,17 @@ class Importer:
         )
         self._quarantine()
         return self._report(files, versions, started)
+
+    def _has_facts_x(self) -> bool:
+        """True when the producer gave each item's fact values (column ``facts_x``)."""
+        return bool(
+            scalar_int(
+                self.con.execute(
+                    "SELECT count(*) FROM duckdb_columns() WHERE database_name = 'temp' "
+                    "AND table_name = '_items' AND column_name = 'facts_x'"
+                )
+            )
+        )
 
     def _all_created(self) -> bool:
         """True when the merge plan creates every resource (none is stored yet)."""

@@ -145,7 +145,10 @@ class SiteStore:
         row: file, line, raw text) and ``_rejected`` (rows the producer already rejected). It
         may instead replace ``_stage`` by a table of its own with the same columns, every item
         with its ``rt`` and ``rid`` and with ``hash`` the md5 of ``raw``: the store then takes
-        that table over as its table of items instead of copying it.
+        that table over as its table of items instead of copying it. Such a table may add a
+        column ``facts_x``, each Observation's values at
+        :data:`cardiobox.store.facts.OBSERVATION_PATHS` as ``json_extract_string`` gives them
+        (NULL: not given), which the fact tables' refresh then reads instead of the text.
         Validation, quarantine and the single-transaction write are then those of
         :meth:`import_fhir`; the items of a source row are stored or quarantined together.
 
@@ -199,7 +202,7 @@ class SiteStore:
             else:
                 # The fact tables follow the resources in the same transaction.
                 importer.progress("indexing facts", 0, None)
-                refresh_facts(self.con, importer.load_id)
+                refresh_facts(self.con, importer.load_id, written="_written")
                 self._commit()
         except BaseException:
             self.con.rollback()
