@@ -74,3 +74,30 @@ def test_parameters_changed_within_a_run_are_checked_again(hf_sites: dict[str, P
     assert again.status == "ok"
     outcomes = [e.outcome for e in node.audit.entries()]
     assert outcomes == ["accepted", "released", "refused", "released"]
+
+
+def test_a_round_with_other_sites_or_keys_is_checked_again(hf_sites: dict[str, Path]) -> None:
+    """The checks of a round's sites and keys are kept for the run only while they stay the same."""
+    node = SiteNode("north", hf_sites["north"], SitePolicy(min_sites=3))
+    setup = wire.decode_reply(node.handle(_request("r", 0, PARAMS, {})), 10**6)
+    assert setup.status == "ok" and setup.key
+    keys = {"north": setup.key, "east": secagg.MaskingKey().public_text(),
+            "west": secagg.MaskingKey().public_text()}  # fmt: skip
+
+    def ask(round_no: int, keys: dict[str, str], sites: list[str] | None = None) -> wire.Reply:
+        req = wire.Request(
+            "r", "logreg", round_no, PARAMS, {"beta": [0.0] * 3}, sites or sorted(keys), keys
+        )
+        return wire.decode_reply(node.handle(wire.encode_request(req)), 10**6)
+
+    first, second = ask(1, keys), ask(2, keys)
+    assert first.status == second.status == "ok"
+    assert first.masked != second.masked  # the same sites: fresh masks every round
+    # Another site list after rounds that passed: checked again, and refused.
+    two = {s: keys[s] for s in ("north", "east")}
+    too_few = ask(3, two)
+    assert (too_few.status, too_few.rule) == ("refused", "too-few-sites")
+    missing_key = ask(3, two, sites=sorted(keys))
+    assert (missing_key.status, missing_key.rule) == ("error", "protocol")
+    other_key = ask(3, {**keys, "west": secagg.MaskingKey().public_text()})
+    assert other_key.status == "ok" and other_key.masked != ask(3, keys).masked

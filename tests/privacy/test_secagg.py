@@ -108,7 +108,9 @@ def test_mask_is_the_encoding_plus_and_minus_each_pair_stream() -> None:
     keys, pubs = _keys(names)
     ctx = secagg.round_context("run", 3, names)
     nonce = secagg.round_nonce(ctx)
-    x = np.random.default_rng(2).normal(size=11) * 1e6
+    # Negative values and the ring's extremes too: signed limbs, carries across all four.
+    x = np.concatenate([np.random.default_rng(2).normal(size=11) * 1e6,
+                        [-(2.0**85), 2.0**85, -1e-13, -0.0, 0.0]])  # fmt: skip
     for me in names:
         peers = {p: pubs[p] for p in names if p != me}
         expected = secagg.encode(x)

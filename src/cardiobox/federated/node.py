@@ -52,6 +52,16 @@ class _Checked:
     raw: dict[str, Any]
     params: Any
     table: SiteTable
+    runner: Task[Any]
+
+
+@dataclass(frozen=True)
+class _Round:
+    """A round's site list and masking keys, checked, and this site's neighbours among them."""
+
+    sites: list[str]
+    keys: dict[str, str]
+    peers: dict[str, str]
 
 
 @dataclass
@@ -59,6 +69,7 @@ class _Run:
     key: secagg.MaskingKey
     checked: _Checked
     outputs: dict[int, SiteOutput] = field(default_factory=dict)
+    last_round: _Round | None = None  # every round of a run usually has the same sites
 
 
 class SiteNode:
@@ -191,7 +202,7 @@ class SiteNode:
         self.policy.check_variables(needed)
         table = self.table(params.cohort, params.features)
         table.check(sorted(needed))
-        return _Checked(task.name, req.params, params, table)
+        return _Checked(task.name, req.params, params, table, task)
 
     def _handle(self, data: bytes) -> bytes:
         req: wire.Request | None = None
@@ -204,7 +215,7 @@ class SiteNode:
                 checked = self._check(req)
             if req.round == 0:
                 return self._setup(req, checked)
-            return self._round(req, get_task(checked.task), checked)
+            return self._round(req, checked.runner, checked)
         except PolicyRefusal as exc:
             return self._log_refusal(req, exc, "refused")
         except CardioboxError as exc:
@@ -238,10 +249,7 @@ class SiteNode:
                 f"{min(self.policy.max_rounds, task.max_rounds)} rounds",
                 rule="too-many-rounds",
             )
-        if task.uses_secure_sum:
-            self.policy.check_sites(len(set(req.sites)))
-            if self.name not in req.sites or set(req.keys) != set(req.sites):
-                raise TaskError("the round's site list or keys are inconsistent", rule="protocol")
+        peers = self._peers(run, req) if task.uses_secure_sum else {}
         fresh = req.round not in run.outputs
         if fresh:
             rho = self.policy.release_rho(params.rho)
@@ -260,7 +268,6 @@ class SiteNode:
         manifest, vector = wire.flatten(output.secure)
         masked = None
         if task.uses_secure_sum:
-            peers = {s: req.keys[s] for s in secagg.neighbours(self.name, req.sites)}
             context = secagg.round_context(req.run_id, req.round, req.sites)
             masked = secagg.mask_text(vector, self.name, run.key, peers, context)
         reply = self._reply(
@@ -285,3 +292,19 @@ class SiteNode:
         )
         run.outputs[req.round] = output
         return data
+
+    def _peers(self, run: _Run, req: wire.Request) -> dict[str, str]:
+        """The round's neighbours and their keys, once its sites and keys are checked.
+
+        The checks and the neighbours depend only on the site list and the keys: a round with
+        the same ones as the run's last round reuses them.
+        """
+        last = run.last_round
+        if last is not None and last.sites == req.sites and last.keys == req.keys:
+            return last.peers
+        self.policy.check_sites(len(set(req.sites)))
+        if self.name not in req.sites or set(req.keys) != set(req.sites):
+            raise TaskError("the round's site list or keys are inconsistent", rule="protocol")
+        peers = {s: req.keys[s] for s in secagg.neighbours(self.name, req.sites)}
+        run.last_round = _Round(req.sites, req.keys, peers)
+        return peers

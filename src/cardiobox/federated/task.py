@@ -96,6 +96,10 @@ def refuse_dp(task: str, rho: float | None) -> None:
         )
 
 
+#: The JSON numbers (``bool`` is refused apart: it is an ``int`` too).
+_NUMBER = (int, float)
+
+
 def payload_vector(payload: dict[str, Any], key: str, size: int) -> npt.NDArray[np.float64]:
     """A list of ``size`` finite numbers from the hub's payload, checked.
 
@@ -110,12 +114,12 @@ def payload_vector(payload: dict[str, Any], key: str, size: int) -> npt.NDArray[
     if (
         not isinstance(raw, list)
         or len(raw) != size
-        or not all(map(isinstance, raw, repeat(int | float)))  # map: checked in C
+        or not all(map(isinstance, raw, repeat(_NUMBER)))  # map: checked in C
         or any(map(isinstance, raw, repeat(bool)))
     ):
         raise TaskError(f"the payload's {key} must be a list of {size} numbers", rule="protocol")
-    vector = np.asarray(raw, dtype=np.float64)
-    if not np.all(np.isfinite(vector)):
+    vector = np.array(raw, dtype=np.float64)
+    if not np.isfinite(vector).all():
         raise TaskError(f"the payload's {key} holds a value that is not finite", rule="protocol")
     return vector
 

@@ -14,8 +14,9 @@ The masks are a ChaCha20 key stream: the pair's key is HKDF-SHA256 of its shared
 key agreement and one derivation per pair and run, as the keys live for one run), and the
 stream's nonce is drawn from the round's context — the run, the round and the set of sites —
 so every round gets fresh masks. When a site drops out the hub repeats the round with the
-sites left: a new set gives new masks, and no mask is ever reused. A site's masks are summed
-in one pass over all its neighbours (32-bit limbs in 64-bit words, carries propagated once).
+sites left: a new set gives new masks, and no mask is ever reused. A site's encoding and its
+masks are summed in one pass over all its neighbours (32-bit limbs in signed 64-bit words,
+the subtracted masks with a minus sign, carries propagated once).
 
 Fixed point: values are scaled by 2^40 (resolution 9.1e-13) and must stay below 2^86 in
 magnitude; a sum over sites keeps the precision of each term (the error of a sum of ``k``
@@ -47,8 +48,10 @@ _TWO64 = float(2**64)
 MAX_ABS = 2.0 ** (127 - SCALE_BITS - 1)
 
 U64 = np.uint64
+I64 = np.int64
 _LIMB = U64(0xFFFFFFFF)
 _THIRTY_TWO = U64(32)
+_THIRTY_TWO_SIGNED = I64(32)
 _TWO32 = float(2**32)
 #: Scales that bring each 32-bit limb of a whole number down to the units (least first).
 _LIMB_SCALES = np.array([1.0, 2.0**-32, 2.0**-64, 2.0**-96])
@@ -140,24 +143,28 @@ def _ring(limbs: np.ndarray) -> Ring128:
     return Ring128(np.ascontiguousarray(words[:, 0]), np.ascontiguousarray(words[:, 1]))
 
 
-def _encode_limbs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed-point limbs of a float vector (n × 4 uint64), and which values are negative.
+def _encode_digits(values: np.ndarray) -> np.ndarray:
+    """Fixed-point encoding of a float vector as its ring elements' 32-bit digits.
 
-    The negative values' limbs are complemented: each needs a one added, −m = (2^128 − 1 − m) + 1.
+    An n × 4 float64 array, least significant digit first: the digits of ``round(x · 2^40)``
+    modulo 2^128 (two's complement, so a negative value needs no separate step).
+
+    Raises
+    ------
+    ValueError
+        For a non-finite value or one too large for the ring.
     """
     x = np.asarray(values, dtype=np.float64).ravel()
-    magnitude = np.abs(x)
-    if x.size and not magnitude.max() < MAX_ABS:  # NaN fails the comparison too
+    if x.size and not np.abs(x).max() < MAX_ABS:  # NaN fails the comparison too
         if not np.all(np.isfinite(x)):
             raise ValueError("secure aggregation: a value to sum is NaN or infinite")
         raise ValueError(f"secure aggregation: a value to sum exceeds {MAX_ABS:.3g} in magnitude")
-    # Whole numbers of at most 53 significant bits: scaling by powers of two, floor and the
-    # remainder modulo 2^32 are all exact, so the four limbs come out exact in float64.
-    scaled = np.round(magnitude * _SCALE)
-    limbs = np.floor(scaled[:, None] * _LIMB_SCALES) % _TWO32
-    neg = x < 0
-    limbs[neg] = (_TWO32 - 1.0) - limbs[neg]
-    return limbs.astype(U64), neg
+    # A whole number of at most 53 significant bits: scaling by powers of two, floor and the
+    # floored remainder modulo 2^32 (in [0, 2^32), for negative numbers too) are all exact in
+    # float64, and floor(s / 2^32j) mod 2^32 is digit j of s modulo 2^128.
+    scaled = np.round(x * _SCALE)
+    digits: np.ndarray = np.floor(scaled[:, None] * _LIMB_SCALES) % _TWO32
+    return digits
 
 
 def encode(values: np.ndarray) -> Ring128:
@@ -168,8 +175,7 @@ def encode(values: np.ndarray) -> Ring128:
     ValueError
         For a non-finite value or one too large for the ring.
     """
-    limbs, neg = _encode_limbs(values)
-    return _ring(_carry_out(limbs, neg))
+    return _ring(_encode_digits(values).astype("<u4"))
 
 
 def decode(ring: Ring128) -> np.ndarray:
@@ -305,7 +311,14 @@ def mask_text(
 def _masked_limbs(
     values: np.ndarray, me: str, key: MaskingKey, peers: Mapping[str, str], context: bytes
 ) -> np.ndarray:
-    total, carry = _encode_limbs(values)
+    """The masked vector's 32-bit limbs (n × 4, little-endian): :meth:`Ring128.to_bytes`'s layout.
+
+    The encoding's digits and every pair's stream are summed as signed 64-bit limbs — the
+    streams this site adds with a plus, those it subtracts with a minus — and the carries are
+    moved up once at the end; the cast to 32 bits keeps each limb modulo 2^32 (the top limb's
+    carry out is the reduction modulo 2^128).
+    """
+    total = _encode_digits(values).astype(I64)
     others = sorted(p for p in peers if p != me)
     if others:
         n, k = total.shape[0], len(others)
@@ -313,14 +326,24 @@ def _masked_limbs(
         # 1 (RFC 8439) and a 16-byte tag, cut off below; the cipher is kept for the run.
         nonce, zeros = round_nonce(context), bytes(16 * n)
         streams = b"".join([key.pair_cipher(peers[p]).encrypt(nonce, zeros, None) for p in others])
-        masks = np.frombuffer(streams, dtype="<u4").reshape(k, 4 * n + 4)[:, : 4 * n].astype(U64)
+        masks = np.frombuffer(streams, dtype="<u4").reshape(k, 4 * n + 4)[:, : 4 * n]
         # The site whose name sorts first adds the pair's mask, the other subtracts it: the
         # peers before this site (in sorted order) are those whose masks it subtracts.
-        before = bisect.bisect_left(others, me)
-        masks[:before] ^= _LIMB
-        total += masks.sum(axis=0).reshape(n, 4)
-        carry = carry + U64(before)
-    return _carry_out(total, carry)
+        signs = _pair_signs(k, bisect.bisect_left(others, me))
+        total += (signs @ masks.astype(I64)).reshape(n, 4)
+        for j in range(3):  # each limb's sum is within ±(k + 1)·2^32: no int64 overflow
+            total[:, j + 1] += total[:, j] >> _THIRTY_TWO_SIGNED
+    out: np.ndarray = total.astype("<u4")
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _pair_signs(k: int, before: int) -> np.ndarray:
+    """−1 for the first ``before`` of ``k`` pair streams (subtracted), +1 for the others."""
+    signs = np.ones(k, dtype=I64)
+    signs[:before] = -1
+    signs.flags.writeable = False
+    return signs
 
 
 def sum_texts(texts: Sequence[str]) -> np.ndarray:
@@ -339,7 +362,7 @@ def sum_texts(texts: Sequence[str]) -> np.ndarray:
     if len(raw[0]) % 16:
         raise ValueError("a masked vector must be a whole number of 16-byte elements")
     limbs = np.frombuffer(b"".join(raw), dtype="<u4").reshape(len(raw), -1, 4)
-    return decode(Ring128.sum_limbs(limbs.astype(U64)))
+    return decode(Ring128.sum_limbs(limbs))
 
 
 def unmask_sum(masked: Sequence[Ring128]) -> np.ndarray:

@@ -190,9 +190,9 @@ def _penalty(params: GlmParams) -> Array:
 def _design(table: SiteTable, params: GlmParams, where: str | None) -> tuple[Array, Array]:
     """The site's complete cases passing ``where`` as (X with the intercept column, y).
 
-    Read once per run's parameters and kept by the table (read-only): Newton's rounds reuse it.
+    Read (and its columns checked) once per run's parameters and kept by the table (read-only):
+    Newton's rounds reuse it.
     """
-    check_number_columns(table, params.outcome, params.covariates)
     key = ("glm-design", params.outcome, tuple(params.covariates), params.intercept, where)
     return table.derived(key, lambda: _read_design(table, params, where))
 
@@ -209,6 +209,7 @@ def _events(table: SiteTable, params: GlmParams, where: str | None, y: Array) ->
 
 
 def _read_design(table: SiteTable, params: GlmParams, where: str | None) -> tuple[Array, Array]:
+    check_number_columns(table, params.outcome, params.covariates)
     data = table.numeric([params.outcome, *params.covariates], where)
     y = np.ascontiguousarray(data[:, 0])
     x = data[:, 1:]
@@ -408,7 +409,7 @@ class LogRegTask(Task[LogRegParams]):
         # μ(1−μ) as expit(η)·expit(−η) keeps its digits when μ is near 1, and log(1+e^η) as
         # logaddexp never overflows.
         weights = mu * expit(-eta)
-        loglik = float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+        loglik = float((y * eta - np.logaddexp(0.0, eta)).sum())
         return SiteOutput(
             values=values,
             secure={
