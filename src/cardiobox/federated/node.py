@@ -70,6 +70,7 @@ class _Run:
     checked: _Checked
     outputs: dict[int, SiteOutput] = field(default_factory=dict)
     last_round: _Round | None = None  # every round of a run usually has the same sites
+    spent: float = 0.0  # ρ charged by the run's releases so far
 
 
 class SiteNode:
@@ -253,9 +254,12 @@ class SiteNode:
         fresh = req.round not in run.outputs
         if fresh:
             rho = self.policy.release_rho(params.rho)
-            if rho > self.audit.remaining() + 1e-12:
+            # A run-scoped ρ is spent in shares: what the run may still spend must fit.
+            needed = max(rho - run.spent, 0.0) if task.rho_per_run else rho
+            if needed > self.audit.remaining() + 1e-12:
                 raise PolicyRefusal(
-                    f"the release would spend rho={rho:g}; this site has "
+                    f"the {'run' if task.rho_per_run else 'release'} would spend "
+                    f"rho={needed:g}{' more' if task.rho_per_run else ''}; this site has "
                     f"{self.audit.remaining():g} of its budget left",
                     rule="budget-exceeded",
                 )
@@ -263,6 +267,13 @@ class SiteNode:
             output = task.site(table, params, req.payload, ctx)
             if output.secure and not task.uses_secure_sum:
                 raise TaskError(f"task {task.name} returned vectors to sum", rule="internal")
+            limit = rho - run.spent if task.rho_per_run else rho
+            if output.rho > limit + 1e-12:
+                raise TaskError(
+                    f"task {task.name} would charge rho={output.rho:g}, above the "
+                    f"rho={limit:g} the request leaves it",
+                    rule="internal",
+                )
         else:
             output = run.outputs[req.round]
         manifest, vector = wire.flatten(output.secure)
@@ -291,6 +302,8 @@ class SiteNode:
             digest=hashlib.sha256(data).hexdigest(),
         )
         run.outputs[req.round] = output
+        if fresh:
+            run.spent += output.rho
         return data
 
     def _peers(self, run: _Run, req: wire.Request) -> dict[str, str]:

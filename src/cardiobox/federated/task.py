@@ -196,6 +196,9 @@ class Task(ABC, Generic[P]):
     uses_secure_sum: ClassVar[bool] = True
     #: The most rounds a run may take.
     max_rounds: ClassVar[int] = 100
+    #: Whether a request's ``rho`` is the site's budget for the whole run, which the task
+    #: spends in shares over its releases (``gbt``), rather than each release's.
+    rho_per_run: ClassVar[bool] = False
 
     def parse(self, raw: dict[str, Any]) -> P:
         """Validate raw parameters (at the hub before sending, at the site on receipt).

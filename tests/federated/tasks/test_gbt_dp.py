@@ -136,9 +136,8 @@ def test_the_release_carries_noise_of_that_sigma(tmp_path: Path) -> None:
 
 def test_the_ledger_spends_exactly_the_requested_rho(tmp_path: Path) -> None:
     rho = 0.5
-    # The node checks the request's rho against the budget left before every release, so the
-    # budget must cover the run's rho after its last-but-one release too.
-    sites = nodes(tmp_path, policy(2 * rho))
+    # The run's rho is spent in shares: a budget of exactly rho is enough for the whole run.
+    sites = nodes(tmp_path, policy(rho * (1 + 1e-9)))
     report = run("gbt", sites, {**BASE, "rho": rho})
     res = report.result
     assert res is not None
@@ -179,7 +178,7 @@ def test_a_huge_rho_gives_the_trees_without_noise(tmp_path: Path) -> None:
 def test_a_moderate_rho_still_learns(tmp_path: Path) -> None:
     rho = 0.5  # ε ≈ 4.6 at δ = 1e-5 for the whole run
     paths = write_sites(tmp_path)
-    report = run("gbt", make_nodes(paths, policy(2 * rho), seed=5), {**BASE, "rho": rho})
+    report = run("gbt", make_nodes(paths, policy(rho), seed=5), {**BASE, "rho": rho})
     res = report.result
     assert res is not None
     assert res["global"]["auroc"] > 0.7
@@ -249,3 +248,14 @@ def test_noisy_sums_give_finite_splits_and_leaves() -> None:
     assert h == 0.0 and n == round(float(count.sum(axis=1).mean()))
     assert math.isfinite(gbt.leaf_value(g, -3.0, params))
     assert gbt.leaf_value(2.0, -3.0, params) == gbt.leaf_value(2.0, 0.0, params)
+
+
+def test_a_run_that_would_overrun_the_budget_left_is_refused(tmp_path: Path) -> None:
+    rho = 0.5
+    sites = nodes(tmp_path, policy(rho))
+    run("gbt", sites, {**BASE, "rho": rho})  # spends the whole budget
+    with pytest.raises(RunError) as exc:
+        run("gbt", sites, {**BASE, "rho": rho})
+    assert all("budget-exceeded" in why for why in exc.value.report.refused.values())
+    for node in sites:
+        assert node.audit.spent() == pytest.approx(rho, rel=1e-12)

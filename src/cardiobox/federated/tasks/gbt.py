@@ -98,8 +98,9 @@ clamped at 0; a child must hold at least the largest ``min_cell_count`` in noisy
 summed H (σ_sum · sqrt(k) for a sum of k cells, σ_sum = sqrt(Σ_sites σ²)), so no leaf divides
 by a sum of mostly noise; leaves get −G/(max(H, 0) + λ) · ``learning_rate``. The site's
 policy applies as to any task: the request's ``rho`` must be within ``max_rho_per_release``
-and the budget left (the node checks it before each release, so the budget must cover the
-run's ``rho`` after its last-but-one release too), and every release is logged with its
+(compared as a whole, which is stricter than its shares need), before each release the budget
+left must cover what the run may still spend (``rho`` less what its releases have charged:
+:attr:`~cardiobox.federated.task.Task.rho_per_run`), and every release is logged with its
 mechanism, σ and ρ. A site whose policy adds noise by default (``default_rho``) refuses a
 request without ``rho`` (``noise-required``): gbt needs the run's budget, not a release's.
 ``rho`` must be finite and above 0 (absent: no noise).
@@ -787,6 +788,7 @@ class GbtTask(Task[GbtParams]):
     params_model = GbtParams
     uses_secure_sum = True
     max_rounds: ClassVar[int] = MAX_ROUNDS
+    rho_per_run: ClassVar[bool] = True
 
     def variables(self, params: GbtParams) -> set[str]:
         """The outcome, the covariates and the split column."""
