@@ -13,6 +13,10 @@ The rules check what the base FHIR specification cannot know:
 All rules are compiled to one DuckDB query over a relation ``items(seq, resource_type, doc)``
 holding R5-shaped resources, so they run vectorised over millions of resources; a single
 resource is checked by the same query on a one-row table (:func:`check_profile`).
+
+A producer that built the resources itself (the ingestion engine) may give, with each
+Observation, the values the rules read of it (column :data:`GIVEN_X`, see
+:func:`observation_rule_paths`): the rules then read those instead of parsing the text.
 """
 
 from __future__ import annotations
@@ -81,9 +85,13 @@ class _TypeRules:
     paths: list[str]
     cases: list[tuple[str, str]]  # (condition, finding struct)
 
-    def extract_sql(self) -> str:
-        """``x``: every value the rules read, from one parse of ``doc``."""
-        return f"json_extract_string(doc, [{', '.join(sql_str(p) for p in self.paths)}])"
+    def extract_sql(self, given: bool = False) -> str:
+        """``x``: every value the rules read, from one parse of ``doc``.
+
+        ``given``: from the column :data:`GIVEN_X` where it is not NULL (no parse).
+        """
+        parsed = f"json_extract_string(doc, [{', '.join(sql_str(p) for p in self.paths)}])"
+        return f"coalesce({GIVEN_X}, {parsed})" if given else parsed
 
     def found_sql(self) -> str:
         """The list of findings of a resource; NULL (cheap) when it breaks no rule."""
@@ -237,8 +245,56 @@ _MEASURE_PATHS = (
     "$.valueString",
     "$.dataAbsentReason",
 )
+# Read only where a producer gave the values (after the rules' own paths): the coded value's
+# first coding and whether there are more, and whether there are components. With them the
+# coded value's codings need no parse.
+_GIVEN_ONLY_PATHS = (
+    "$.valueCodeableConcept.coding[0].system",
+    "$.valueCodeableConcept.coding[0].code",
+    "$.valueCodeableConcept.coding[1]",
+    "$.component[0]",
+)
+#: Paths whose value the rules only test for presence (objects and arrays): a producer may
+#: give any non-NULL text for them (the ingestion engine gives '').
+PRESENCE_PATHS = frozenset(
+    {
+        "$.code",
+        "$.code.coding[2]",
+        "$.subject",
+        "$.valueQuantity",
+        "$.valueCodeableConcept",
+        "$.valueCodeableConcept.coding[1]",
+        "$.dataAbsentReason",
+        "$.effectivePeriod",
+        "$.effectiveTiming",
+        "$.component[0]",
+    }
+)
+#: The column of ``items`` holding a producer's values (see :func:`observation_rule_paths`).
+GIVEN_X = "profile_x"
+
+
+@cache
+def observation_rule_paths() -> tuple[str, ...]:
+    """The paths whose values a producer gives with each Observation, in order.
+
+    The list in :data:`GIVEN_X` holds, for each path, what ``json_extract_string`` finds
+    there in the Observation's text (NULL when absent), except for :data:`PRESENCE_PATHS`,
+    where any non-NULL text says that the element is there. A NULL list means: parse the
+    text.
+
+    Returns
+    -------
+    tuple of str
+        JSON paths.
+    """
+    rules = _type_rules(load_profile_spec(), "Observation", _MEASURE_PATHS)
+    return (*rules.paths, *_GIVEN_ONLY_PATHS)
+
+
 # What the measurement rules need of a node (an Observation or a component), from ``x`` (the
-# values at _MEASURE_PATHS first) and ``node``: small columns, cheap to keep.
+# values at _MEASURE_PATHS first) and ``node``: small columns, cheap to keep. {cc_given}: the
+# coded value's codings are in ``x`` (given by the producer, one coding).
 _MEASURE_COLUMNS = """
     coalesce(
         code_index.m[x[1] || '|' || x[2]],
@@ -251,39 +307,63 @@ _MEASURE_COLUMNS = """
     ) AS idx,
     x[6] IS NOT NULL AS has_q, TRY_CAST(x[7] AS DOUBLE) AS qv, coalesce(x[8], x[9]) AS qu,
     x[10] IS NOT NULL AS has_cc, x[11] IS NOT NULL OR x[12] IS NOT NULL AS has_other,
-    CASE WHEN x[10] IS NOT NULL
-         THEN json_extract_string(node, '$.valueCodeableConcept.coding[*].system')
+    CASE WHEN x[10] IS NULL THEN NULL WHEN {cc_given} THEN [x[{cc_system}]]
+         ELSE json_extract_string(node, '$.valueCodeableConcept.coding[*].system')
     END AS cc_systems,
-    CASE WHEN x[10] IS NOT NULL
-         THEN json_extract_string(node, '$.valueCodeableConcept.coding[*].code')
+    CASE WHEN x[10] IS NULL THEN NULL WHEN {cc_given} THEN [x[{cc_code}]]
+         ELSE json_extract_string(node, '$.valueCodeableConcept.coding[*].code')
     END AS cc_codes"""
 
 
-def _measurements_sql(obs: _TypeRules) -> str:
+def _measure_columns(paths: list[str] | None) -> str:
+    """:data:`_MEASURE_COLUMNS`; ``paths``: those of ``x`` when values may be given."""
+    if paths is None:
+        return _MEASURE_COLUMNS.format(cc_given="false", cc_system=0, cc_code=0)
+    at = {p: i + 1 for i, p in enumerate(paths)}
+    return _MEASURE_COLUMNS.format(
+        cc_given=f"{GIVEN_X} IS NOT NULL AND x[{at['$.valueCodeableConcept.coding[1]']}] IS NULL",
+        cc_system=at["$.valueCodeableConcept.coding[0].system"],
+        cc_code=at["$.valueCodeableConcept.coding[0].code"],
+    )
+
+
+def _measurements_sql(obs: _TypeRules, given: bool = False) -> str:
     """The CTEs ``obs_scan`` and ``valued``.
 
-    ``obs_scan``: each Observation parsed once, for its own findings and its measurement
-    columns; ``valued``: each measurement joined to its dictionary variable.
+    ``obs_scan``: each Observation parsed once (or its given values read), for its own
+    findings and its measurement columns; ``valued``: each measurement joined to its
+    dictionary variable.
     """
     paths = ", ".join(sql_str(p) for p in _MEASURE_PATHS)
+    if given:
+        # Both ways give the same list: the rules' paths, then the given-only ones.
+        obs = _TypeRules(obs.rtype, [*obs.paths, *_GIVEN_ONLY_PATHS], obs.cases)
+        has_comp = obs.paths.index("$.component[0]") + 1
+        extra = f", {GIVEN_X}"
+        # An Observation whose values were given has components only if they say so.
+        comp_filter = f"({GIVEN_X} IS NULL OR {GIVEN_X}[{has_comp}] IS NOT NULL) AND "
+    else:
+        extra = comp_filter = ""
     return f"""
 code_index AS (
     SELECT map(list(system || '|' || code), list(idx)) AS m FROM cdm_codes
 ),
 obs_scan AS MATERIALIZED (
-    SELECT seq, {obs.found_sql() if obs.cases else "NULL"} AS found, {_MEASURE_COLUMNS}
-    FROM (SELECT seq, doc, doc AS node, {obs.extract_sql()} AS x FROM items
+    SELECT seq, {obs.found_sql() if obs.cases else "NULL"} AS found,
+        {_measure_columns(obs.paths if given else None)}
+    FROM (SELECT seq, doc, doc AS node{extra}, {obs.extract_sql(given)} AS x FROM items
           WHERE resource_type = 'Observation'), code_index
 ),
 measured AS (
     SELECT seq, 'Observation' AS prefix, * EXCLUDE (seq, found) FROM obs_scan
     UNION ALL
-    SELECT seq, 'Observation.component[' || (i - 1) || ']' AS prefix, {_MEASURE_COLUMNS}
+    SELECT seq, 'Observation.component[' || (i - 1) || ']' AS prefix,
+        {_measure_columns(None)}
     FROM (
         SELECT seq, i, comp[i] AS node, json_extract_string(comp[i], [{paths}]) AS x
         FROM (
             SELECT seq, json_extract(doc, '$.component[*]') AS comp FROM items
-            WHERE resource_type = 'Observation' AND contains(doc, '"component"')
+            WHERE resource_type = 'Observation' AND {comp_filter}contains(doc, '"component"')
         ), range(1, len(comp) + 1) AS r(i)
     ), code_index
 ),
@@ -323,11 +403,18 @@ WHERE v.has_cc AND EXISTS (SELECT 1 FROM cdm_answers a WHERE a.variable = v.vari
 """
 
 
-def profile_rules_sql() -> str:
+def profile_rules_sql(given: bool = False) -> str:
     """One query returning ``(seq, severity, rule, element, message)`` for every finding.
 
     It reads the relation ``items(seq, resource_type, doc)`` and the tables made by
     :func:`dictionary_tables`.
+
+    Parameters
+    ----------
+    given : bool
+        ``items`` also has the column :data:`GIVEN_X`: each Observation's values at
+        :func:`observation_rule_paths`, read instead of parsing ``doc`` where not NULL. The
+        findings are the same as from the text.
     """
     spec = load_profile_spec()
     types = sorted(
@@ -348,7 +435,7 @@ def profile_rules_sql() -> str:
     # Observations are parsed once, for their own rules and the measurement rules.
     return (
         "WITH "
-        + _measurements_sql(obs).strip()
+        + _measurements_sql(obs, given).strip()
         + "\nSELECT * FROM (\n"
         + "\nUNION ALL\n".join(per_type)
         + "\nUNION ALL\n"

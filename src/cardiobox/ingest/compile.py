@@ -21,6 +21,7 @@ import duckdb
 
 from cardiobox.cdm import Variable, load_dictionary
 from cardiobox.cdm.codes import PRIMARY_DIAGNOSIS_EXT, canonical_system
+from cardiobox.cdm.profile import observation_rule_paths
 from cardiobox.duck import temp_table
 from cardiobox.errors import InputError
 from cardiobox.ingest import jsonsql, units
@@ -165,9 +166,11 @@ class BlockCompiler:
         # Expressions over the source row alone, computed once per row into ``_srcx``
         # (level by level: raw text, then parsed values, then texts built from those).
         self.derived: dict[str, tuple[int, str]] = {}
-        #: Per Observation instance: the SQL of each value that the fact tables read
-        #: (:data:`cardiobox.store.facts.OBSERVATION_PATHS`), as ``json_extract_string``
-        #: would find it in the built text; the load's facts then need not parse the text.
+        #: Per Observation instance: the SQL of each value that the fact tables and the data
+        #: model's rules read (:data:`cardiobox.store.facts.OBSERVATION_PATHS`,
+        #: :func:`cardiobox.cdm.profile.observation_rule_paths`), as ``json_extract_string``
+        #: would find it in the built text ('' for an element the rules only test for
+        #: presence); the store then need not parse the text. A path left out is absent.
         self.fact_values: dict[str, str] = {}
 
     # -- values ----------------------------------------------------------------------------
@@ -434,7 +437,8 @@ class BlockCompiler:
         sql = (
             f"SELECT s._row, {lit(inst)} AS inst, {lit(block.type)} AS rt, {rid} AS __rid, "
             f"{str(doc).replace('__rid__', rid)} AS doc, {errs} AS errs, {shape} AS shape, "
-            f"{PSEUDO} AS patient, {self._facts_x()} AS facts_x "
+            f"{PSEUDO} AS patient, {self._given_x(FACT_PATHS)} AS facts_x, "
+            f"{self._given_x(observation_rule_paths())} AS profile_x "
             f"FROM (SELECT s.*, p.pseudo AS __pid{inner_rid} FROM _srcx s "
             f"LEFT JOIN _pid p ON p.local = {patient.raw}) s {joins} "
             f"WHERE {' AND '.join(conds)}"
@@ -443,17 +447,19 @@ class BlockCompiler:
 
     def _coding_facts(self, element: str, system_sql: str | None, code_sql: str) -> None:
         """Record the one coding of ``element`` (as :func:`concept` builds it)."""
-        # The coding is there when its code is; its system when that is not NULL too.
+        # The concept and its coding are there when the code is; the system when that is
+        # not NULL too.
+        self.fact_values[element] = f"CASE WHEN ({code_sql}) IS NOT NULL THEN '' END"
         self.fact_values[f"{element}.coding[0].code"] = code_sql
         self.fact_values[f"{element}.coding[0].system"] = (
             f"CASE WHEN ({code_sql}) IS NOT NULL THEN {system_sql or 'NULL'} END"
         )
 
-    def _facts_x(self) -> str:
-        """The list of :data:`FACT_PATHS` values of an Observation (NULL for other types)."""
+    def _given_x(self, paths: tuple[str, ...]) -> str:
+        """The list of an Observation's values at ``paths`` (NULL for other types)."""
         if not self.fact_values:
             return "NULL::VARCHAR[]"
-        items = ", ".join(f"CAST({self.fact_values.get(p, 'NULL')} AS VARCHAR)" for p in FACT_PATHS)
+        items = ", ".join(f"CAST({self.fact_values.get(p, 'NULL')} AS VARCHAR)" for p in paths)
         return f"[{items}]"
 
     def _subject(self) -> Text:
@@ -628,11 +634,15 @@ class BlockCompiler:
             )
             unit_code = f"{conv}.target"
             bits.append(f"{unit_code} IS NOT NULL")
-            # The value is there when the member and the conversion are.
-            self.fact_values["$.valueQuantity.value"] = (
-                f"CASE WHEN {val.sql} IS NOT NULL AND {conv}.factor IS NOT NULL "
-                f"AND {conv}.offset IS NOT NULL THEN {number} END"
+            # The value is there when the member and the conversion are; the unit and its
+            # code when the value and the target unit are.
+            present = (
+                f"{val.sql} IS NOT NULL AND {conv}.factor IS NOT NULL AND {conv}.offset IS NOT NULL"
             )
+            self.fact_values["$.valueQuantity.value"] = f"CASE WHEN {present} THEN {number} END"
+            self.fact_values["$.valueQuantity"] = f"CASE WHEN {present} THEN '' END"
+            for key in ("$.valueQuantity.unit", "$.valueQuantity.code"):
+                self.fact_values[key] = f"CASE WHEN {present} THEN {unit_code} END"
             return [member("valueQuantity", quantity, f"{val.sql} IS NOT NULL")]
         if vt == "code":
             c = self.compile(f.value, "code")
@@ -679,8 +689,11 @@ class BlockCompiler:
             self.fact_values["$.valueInteger" if vt == "integer" else "$.valueQuantity.value"] = (
                 text
             )
+            if vt == "decimal":
+                self.fact_values["$.valueQuantity"] = f"CASE WHEN {text} IS NOT NULL THEN '' END"
             return [member(key, wrapped)]
         s = self.compile(f.value)
+        self.fact_values["$.valueString"] = s.sql
         return [member("valueString", jstr(s.sql))]
 
     def _build_observation(self, f: BlockFields, patient: Compiled, inst: str) -> tuple[Any, ...]:
@@ -738,6 +751,8 @@ class BlockCompiler:
             eff = d.sql
             bits.append(f"{d.sql} IS NOT NULL")
             self.fact_values["$.effectiveDateTime"] = eff
+        self.fact_values["$.subject"] = f"CASE WHEN {PSEUDO} IS NOT NULL THEN '' END"
+        self.fact_values["$.subject.reference"] = f"'Patient/' || {PSEUDO}"
         enc, enc_problems, enc_bits = self._encounter_ref(f, facts=True)
         problems += enc_problems
         bits += enc_bits

@@ -5,8 +5,8 @@ The load goes through the site store's own import machinery
 stored together or quarantined together (the quarantine keeps the source row itself), in one
 transaction, idempotently. The resources are built, hashed and numbered by one query into a
 table that the store takes over as its table of items, without a copy. With each Observation
-go the values that the store's fact tables read of it, so that they are not parsed back out
-of the text just built.
+go the values that the store's fact tables and the data model's rules read of it, so that
+they are not parsed back out of the text just built.
 """
 
 from __future__ import annotations
@@ -137,9 +137,10 @@ class MappingRun:
 
         ``_stage_data`` has the columns of the store's ``_stage`` (``hash``: the md5 of the
         resource's text when ``hashed``, else NULL), ``errs``, the problems found in the
-        row's values (NULL when there are none), and ``facts_x``: for an Observation, the
-        values its fact rows are made of, from the typed columns its text was built from (see
-        :func:`cardiobox.store.facts.refresh_facts`).
+        row's values (NULL when there are none), ``facts_x``: for an Observation, the values
+        its fact rows are made of, from the typed columns its text was built from (see
+        :func:`cardiobox.store.facts.refresh_facts`), and ``profile_x``: likewise the values
+        the data model's rules read (:func:`cardiobox.cdm.profile.observation_rule_paths`).
         """
         m = self.mapping
         self.progress("reading source", 0, None)
@@ -179,7 +180,7 @@ class MappingRun:
             f"""(SELECT _row * {n} + {k} AS seq, {source} AS file, _row AS line,
                 NULL::INTEGER AS entry, doc AS raw, _row AS grp, shape,
                 {provenance} || ',"block":' || to_json({lit(name)}) || '}}' AS provenance,
-                patient, rt, __rid AS rid, errs, facts_x FROM ({sql}))"""
+                patient, rt, __rid AS rid, errs, facts_x, profile_x FROM ({sql}))"""
             for k, ((sql, _c, _j), name) in enumerate(zip(instances, names, strict=True))
         )
         # The text is hashed as it is built, for the store's content hash.
@@ -187,7 +188,7 @@ class MappingRun:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _stage_data AS
             SELECT seq, file, line, entry, raw, grp, shape, provenance, patient, rt, rid,
-                {digest} AS hash, errs, facts_x
+                {digest} AS hash, errs, facts_x, profile_x
             FROM ({union})"""
         )
         return compiler

@@ -17,7 +17,9 @@ For every import: items read = stored (created + updated + unchanged) + quaranti
 
 A producer that builds the resources itself (the ingestion engine) may stage them as a table
 of its own, each item with its type, id and md5: that table becomes the table of items as it
-is, without a copy, and the same checks run on it.
+is, without a copy, and the same checks run on it. Its column ``profile_x``, where present,
+holds each Observation's values that the data model's rules read (checked on those instead
+of parsing the text, same findings), and ``facts_x`` those that the fact tables read.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from cardiobox.cdm.fhir_versions import (
 )
 from cardiobox.cdm.findings import Finding
 from cardiobox.cdm.jsontext import dumps, loads_exact
+from cardiobox.cdm.profile import GIVEN_X as RULES_X
 from cardiobox.cdm.profile import dictionary_tables, profile_rules_sql
 from cardiobox.cdm.r4_to_r5 import CONVERTERS, convert_r4_to_r5
 from cardiobox.cdm.structure import structural_findings
@@ -572,10 +575,13 @@ class Importer:
         con = self.con
         self.progress("checking the data model's rules", 0, None)
         dictionary_tables(con, load_dictionary())
+        # A producer's values of the rules, where it gave them, are read instead of the text.
+        given = self._has_column(RULES_X)
         con.execute(
-            "CREATE OR REPLACE TEMP VIEW items AS SELECT seq, rt AS resource_type, doc FROM _items"
+            "CREATE OR REPLACE TEMP VIEW items AS SELECT seq, rt AS resource_type, doc"
+            + (f", {RULES_X} FROM _items" if given else " FROM _items")
         )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _profile AS {profile_rules_sql()}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _profile AS {profile_rules_sql(given)}")
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _failed AS
             SELECT seq, first(rule ORDER BY element) AS rule,
@@ -592,6 +598,8 @@ class Importer:
             "INSERT INTO _warnings SELECT seq, rule, element, message FROM _profile "
             "WHERE severity = 'warning' AND seq IN (SELECT seq FROM _items)"
         )
+        if given:  # nothing reads the given values again: free them before the writing
+            con.execute(f"DROP VIEW items; ALTER TABLE _items DROP COLUMN {RULES_X}")
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, files: list[str], versions: dict[str, str], started: float) -> ImportReport:
@@ -629,7 +637,7 @@ class Importer:
                 (SELECT (rt, rid) FROM _merge WHERE action = 'updated')"""
             )
         self.progress("writing", 0, None)
-        given_x = ", facts_x" if self._has_facts_x() else ""
+        given_x = ", facts_x" if self._has_column("facts_x") else ""
         if winners == "_keyed" and self._all_created():
             # Every item is new and its own winner: all of _items goes in, no join needed.
             con.execute(
@@ -665,13 +673,14 @@ class Importer:
         self._quarantine()
         return self._report(files, versions, started)
 
-    def _has_facts_x(self) -> bool:
-        """True when the producer gave each item's fact values (column ``facts_x``)."""
+    def _has_column(self, column: str) -> bool:
+        """True when the producer gave ``_items`` a column (``facts_x``, ``profile_x``)."""
         return bool(
             scalar_int(
                 self.con.execute(
                     "SELECT count(*) FROM duckdb_columns() WHERE database_name = 'temp' "
-                    "AND table_name = '_items' AND column_name = 'facts_x'"
+                    "AND table_name = '_items' AND column_name = ?",
+                    [column],
                 )
             )
         )
