@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 
 @dataclass(frozen=True)
 class Location:
@@ -79,3 +81,25 @@ class InputError(CardioboxError):
 
 class ViewDefinitionError(CardioboxError):
     """An invalid SQL-on-FHIR ViewDefinition."""
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """A pydantic validation error as one line: ``field.path: message; ...``.
+
+    Parameters
+    ----------
+    exc : pydantic.ValidationError
+        The error to summarise.
+
+    Returns
+    -------
+    str
+        Every problem, ``where: message``, joined by ``"; "`` (pydantic's ``"Value error, "``
+        prefix dropped).
+    """
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)

@@ -36,6 +36,7 @@ from pydantic import (
 
 from cardiobox import yamlio
 from cardiobox.cdm import codes as codesys
+from cardiobox.errors import describe_validation
 
 #: The seven languages of cardiobox, in the order used throughout the project.
 LANGUAGES: tuple[str, ...] = ("en", "es", "it", "nl", "sv", "cs", "ro")
@@ -363,18 +364,8 @@ def load_variables_file(path: Path) -> list[Variable]:
             out.append(Variable.model_validate(merged))
         except ValidationError as exc:
             ident = entry.get("id", f"entry {i}")
-            raise ValueError(f"{path.name}: variable {ident}: {_describe(exc)}") from exc
+            raise ValueError(f"{path.name}: variable {ident}: {describe_validation(exc)}") from exc
     return out
-
-
-def _describe(exc: ValidationError) -> str:
-    """Summarise a pydantic validation error as ``field: problem; field: problem``."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
 
 
 @cache

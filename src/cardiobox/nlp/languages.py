@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from cardiobox.errors import CardioboxError, Location
+from cardiobox.errors import CardioboxError, Location, describe_validation
 from cardiobox.yamlio import load_file
 
 #: ISO 639-1 codes of the supported languages, in the order the docs list them.
@@ -101,16 +101,6 @@ def load_language_file(lang: str, name: str) -> dict[str, Any]:
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def describe_validation(exc: ValidationError) -> str:
-    """A pydantic validation error as one line: ``field.path: message; ...``."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
 
 
 def load_language_model(lang: str, name: str, model: type[ModelT]) -> ModelT:
