@@ -4,53 +4,130 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from cardiobox.federated import SiteNode, run, wire
+from cardiobox.federated import SiteNode, inprocess, wire
+from cardiobox.federated.hub import Hub
+from cardiobox.federated.inprocess import InProcessTransport
 from cardiobox.privacy import audit, secagg
 from cardiobox.privacy.policy import SitePolicy
 
 PARAMS: dict[str, Any] = {"outcome": "DEATH_EVENT", "covariates": ["age", "ejection_fraction"]}
 
 
-def test_every_reply_leaves_after_its_audit_entry_is_synced(
+class _DurableDigests:
+    """The digests of the audit entries on disk, per site, watched at every sync."""
+
+    def __init__(self, nodes: list[SiteNode], monkeypatch: pytest.MonkeyPatch, syncfs: bool):
+        self.journals = {n.name: n.audit.journal for n in nodes}
+        self.durable: dict[str, set[str]] = {n.name: set() for n in nodes}
+        real_sync, real_syncfs = audit._sync, audit._SYNCFS
+
+        def sync(fd: int) -> None:
+            real_sync(fd)
+            inode = os.fstat(fd).st_ino
+            for name, path in self.journals.items():
+                if path.exists() and path.stat().st_ino == inode:
+                    self._read(name)
+
+        def syncfs(fd: int) -> int:
+            assert real_syncfs is not None
+            code = int(real_syncfs(fd))
+            for name in self.journals:  # the whole file system: every journal on it
+                self._read(name)
+            return code
+
+        monkeypatch.setattr(audit, "_sync", sync)
+        monkeypatch.setattr(audit, "_SYNCFS", syncfs if syncfs else None)
+
+    def _read(self, name: str) -> None:
+        path = self.journals[name]
+        if path.exists():
+            lines = path.read_bytes().splitlines()
+            self.durable[name] |= {orjson.loads(line)["digest"] for line in lines}
+
+    def synced(self, reply: bytes) -> tuple[str, bool]:
+        site = wire.decode_reply(reply, 10**8).site
+        return site, hashlib.sha256(reply).hexdigest() in self.durable[site]
+
+
+def test_a_reply_leaves_the_node_after_its_audit_entry_is_synced(
     hf_sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``handle`` (durable by default) returns only once the reply's entry is on disk."""
     nodes = [SiteNode(n, p, SitePolicy(min_sites=2)) for n, p in hf_sites.items()]
-    journals = {n.name: n.audit.journal for n in nodes}
-    on_disk: dict[str, list[bytes]] = {n.name: [] for n in nodes}  # journal bytes at each sync
-    real_sync = audit._sync
+    watch = _DurableDigests(nodes, monkeypatch, syncfs=False)
 
-    def sync(fd: int) -> None:
-        real_sync(fd)
-        inode = os.fstat(fd).st_ino
-        for name, path in journals.items():
-            if path.exists() and path.stat().st_ino == inode:
-                on_disk[name].append(path.read_bytes())
+    class OneByOne:
+        def sites(self) -> list[str]:
+            return sorted(n.name for n in nodes)
 
-    monkeypatch.setattr(audit, "_sync", sync)
-    sent: list[tuple[str, bool]] = []  # each reply as it leaves: was its entry synced then?
-    for node in nodes:
-        handle = node.handle
+        def exchange(self, requests: dict[str, bytes], timeout: float) -> dict[str, Any]:
+            return {n.name: n.handle(requests[n.name]) for n in nodes if n.name in requests}
 
-        def leave(data: bytes, handle: Callable[[bytes], bytes] = handle) -> bytes:
-            reply = handle(data)
-            site = wire.decode_reply(reply, 10**8).site
-            last_sync = on_disk[site][-1] if on_disk[site] else b""
-            synced = {orjson.loads(line)["digest"] for line in last_sync.splitlines()}
-            sent.append((site, hashlib.sha256(reply).hexdigest() in synced))
-            return reply
+    sent: list[tuple[str, bool]] = []
+    original = OneByOne.exchange
 
-        monkeypatch.setattr(node, "handle", leave)
-    report = run("logreg", nodes, PARAMS)
+    def exchange(self: OneByOne, requests: dict[str, bytes], timeout: float) -> dict[str, Any]:
+        out = original(self, requests, timeout)
+        sent.extend(watch.synced(r) for r in out.values())
+        return out
+
+    monkeypatch.setattr(OneByOne, "exchange", exchange)
+    report = Hub(OneByOne(), min_sites=2).run("logreg", PARAMS)
     assert report.result is not None and len(sent) == 3 * (report.rounds + 1)
     assert all(synced for _, synced in sent), "a reply left before its entry was synced"
     assert all(n.audit.verify() is None for n in nodes)
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "one-sync-per-log"])
+def test_the_in_process_runtime_hands_over_replies_only_once_synced(
+    hf_sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch, syncfs: bool
+) -> None:
+    """The sites write unsynced; the transport syncs the round's entries before handing over."""
+    if syncfs and audit._SYNCFS is None:
+        pytest.skip("no syncfs on this system")
+    nodes = [SiteNode(n, p, SitePolicy(min_sites=2)) for n, p in hf_sites.items()]
+    watch = _DurableDigests(nodes, monkeypatch, syncfs=syncfs)
+    transport = InProcessTransport(nodes)
+    sent: list[tuple[str, bool]] = []
+    real_exchange = transport.exchange
+
+    def exchange(requests: dict[str, bytes], timeout: float) -> dict[str, bytes | Exception]:
+        out = real_exchange(requests, timeout)
+        sent.extend(watch.synced(r) for r in out.values() if isinstance(r, bytes))
+        return out
+
+    monkeypatch.setattr(transport, "exchange", exchange)
+    try:
+        report = Hub(transport, min_sites=2).run("logreg", PARAMS)
+    finally:
+        transport.close()
+    assert report.result is not None and len(sent) == 3 * (report.rounds + 1)
+    assert all(synced for _, synced in sent), "a reply was handed over before its entry was synced"
+    assert all(n.audit.verify() is None for n in nodes)
+
+
+def test_a_reply_whose_entry_cannot_be_synced_is_never_handed_over(
+    hf_sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nodes = [SiteNode(n, p, SitePolicy(min_sites=2)) for n, p in hf_sites.items()]
+
+    def broken(logs: Any) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(inprocess, "sync_together", broken)
+    transport = InProcessTransport(nodes)
+    try:
+        replies = transport.exchange({n.name: _request("r", 0, PARAMS, {}) for n in nodes}, 10)
+    finally:
+        transport.close()
+    assert all(isinstance(r, OSError) for r in replies.values())
+    assert "could not make its audit log durable" in str(replies["north"])
 
 
 def _request(run_id: str, round_no: int, params: dict[str, Any], keys: dict[str, str]) -> bytes:

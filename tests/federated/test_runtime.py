@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from cardiobox.federated import TASKS, RunError, SiteNode, TaskError, run, wire
+from cardiobox.federated import TASKS, RunError, SiteNode, TaskError, inprocess, run, wire
 from cardiobox.federated.hub import Hub
 from cardiobox.federated.inprocess import InProcessTransport
 from cardiobox.federated.task import SiteContext, SiteOutput, register
@@ -160,6 +160,42 @@ def test_a_site_that_times_out_is_dropped(hf_sites: dict[str, Path]) -> None:
         transport.close()
     assert "did not answer" in report.failed["west"]
     assert report.sites == ["north", "south"]
+
+
+def test_light_rounds_stay_in_one_thread_and_a_slow_site_gets_others_going(
+    hf_sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One lane answers quick sites in turn; a site busy past STALL_AFTER gets another lane."""
+    nodes = [SiteNode(n, p) for n, p in hf_sites.items()]
+    threads: dict[str, int] = {}
+    slow: set[str] = set()
+    for node in nodes:
+        handle = node.handle
+
+        def watched(data: bytes, handle: Any = handle, name: str = node.name, **kw: Any) -> bytes:
+            threads[name] = threading.get_ident()
+            if name in slow:
+                threading.Event().wait(1.0)
+            return bytes(handle(data, **kw))
+
+        monkeypatch.setattr(node, "handle", watched)
+    transport = InProcessTransport(nodes)
+    request = wire.encode_request(wire.Request("r", "count", 0, {}, {}, [], {}))
+    monkeypatch.setattr(inprocess, "STALL_AFTER", 0.5)  # generous, for a loaded test machine
+    try:
+        transport.exchange(dict.fromkeys(hf_sites, request), timeout=10)  # reads the tables
+        threads.clear()
+        quick = transport.exchange(dict.fromkeys(hf_sites, request), timeout=10)
+        assert all(isinstance(r, bytes) for r in quick.values())
+        assert len(set(threads.values())) == 1
+        threads.clear()
+        slow.add(sorted(hf_sites)[0])  # the first in line holds up its lane
+        held = transport.exchange(dict.fromkeys(hf_sites, request), timeout=10)
+        assert all(isinstance(r, bytes) for r in held.values())
+        first, *others = sorted(hf_sites)
+        assert all(threads[o] != threads[first] for o in others)
+    finally:
+        transport.close()
 
 
 @pytest.mark.usefixtures("throwaway_tasks")

@@ -78,6 +78,70 @@ def test_an_entry_is_synced_to_the_journal_before_record_returns(
     assert log.journal.read_bytes() == b""
 
 
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "one-sync-per-log"])
+def test_entries_written_unsynced_are_made_durable_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool
+) -> None:
+    if syncfs and audit._SYNCFS is None:
+        pytest.skip("no syncfs on this system")
+    logs = [AuditLog(tmp_path / f"s{i}.duckdb", budget_rho=1) for i in range(3)]
+    calls: list[str] = []
+    real_sync, real_syncfs = audit._sync, audit._SYNCFS
+
+    def sync(fd: int) -> None:
+        calls.append("sync")
+        real_sync(fd)
+
+    def counted_syncfs(fd: int) -> int:
+        calls.append("syncfs")
+        assert real_syncfs is not None
+        return int(real_syncfs(fd))
+
+    monkeypatch.setattr(audit, "_sync", sync)
+    monkeypatch.setattr(audit, "_SYNCFS", counted_syncfs if syncfs else None)
+    for log in logs:
+        log.record("r", "count", 0, {}, "accepted")  # creates the journal (synced)
+    calls.clear()
+    for log in logs:
+        log.record("r", "count", 1, {}, "released", rho=0.2, sync=False)
+    assert calls == []  # written, not synced
+    audit.sync_together(logs)
+    assert calls == (["syncfs"] if syncfs else ["sync"] * 3)  # one file system: one syncfs
+    calls.clear()
+    audit.sync_together(logs)
+    logs[0].sync()
+    assert calls == []  # nothing left to sync
+    for log in logs:
+        assert [e.round for e in log.entries()] == [0, 1] and log.verify() is None
+        assert log.spent() == pytest.approx(0.2)
+
+
+def test_a_failed_syncfs_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = AuditLog(tmp_path / "s.duckdb", budget_rho=1)
+    log.record("r", "count", 0, {}, "accepted", sync=False)
+    monkeypatch.setattr(audit, "_SYNCFS", lambda fd: -1)
+    with pytest.raises(OSError, match="syncfs of the audit journals failed"):
+        audit.sync_together([log])
+
+
+def test_a_crash_before_the_sync_loses_only_unsynced_entries_whose_replies_never_left(
+    tmp_path: Path,
+) -> None:
+    """Unsynced entries in the page cache survive a process crash (not a power cut)."""
+    path = tmp_path / "s.duckdb"
+    script = (
+        "import os, sys\n"
+        "from cardiobox.privacy.audit import AuditLog\n"
+        "log = AuditLog(sys.argv[1], budget_rho=1)\n"
+        "log.record('r', 'count', 0, {}, 'accepted')\n"
+        "log.record('r', 'count', 1, {}, 'released', rho=0.3, sync=False)\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    log = AuditLog(path, budget_rho=1)
+    assert [e.seq for e in log.entries()] == [1, 2] and log.verify() is None
+
+
 def test_a_crash_loses_nothing_the_next_open_folds_the_journal(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     script = (

@@ -110,6 +110,7 @@ class SiteNode:
         self._tables: dict[tuple[str | None, str | None], SiteTable] = {}
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
+        self._durable = True  # whether audit entries are synced as they are written
 
     @property
     def is_store(self) -> bool:
@@ -164,10 +165,25 @@ class SiteNode:
         return SiteTable(result.table, source=f"{self.source.name} ({cohort} × {features})")
 
     # -- requests ------------------------------------------------------------------------------
-    def handle(self, data: bytes) -> bytes:
-        """Answer one request (bytes in, bytes out; never raises)."""
+    def handle(self, data: bytes, *, durable: bool = True) -> bytes:
+        """Answer one request (bytes in, bytes out; never raises).
+
+        Parameters
+        ----------
+        data : bytes
+            The request as received.
+        durable : bool
+            Return once the audit entry logging the reply is on disk (the default). With
+            ``False`` the entry is written but not synced: the caller must make it durable
+            (``node.audit.sync()`` or :func:`~cardiobox.privacy.audit.sync_together`) before
+            the reply leaves — a runtime that holds many sites' replies syncs them at once.
+        """
         with self._lock:
-            return self._handle(data)
+            self._durable = durable
+            try:
+                return self._handle(data)
+            finally:
+                self._durable = True
 
     def _reply(self, req: wire.Request | None, **kw: Any) -> wire.Reply:
         return wire.Reply(
@@ -189,6 +205,7 @@ class SiteNode:
             rule=exc.rule,
             reason=exc.message,
             digest=hashlib.sha256(data).hexdigest(),
+            sync=self._durable,
         )
         return data
 
@@ -226,7 +243,7 @@ class SiteNode:
             reply = self._log_refusal(req, err, "error")
             self.audit.record(
                 req.run_id if req else "?", req.task if req else "?", req.round if req else -1,
-                None, "error-detail", rule="internal", reason=repr(exc),
+                None, "error-detail", rule="internal", reason=repr(exc), sync=self._durable,
             )  # fmt: skip
             return reply
 
@@ -235,7 +252,13 @@ class SiteNode:
         reply = self._reply(req, status="ok", key=run.key.public_text())
         data = wire.encode_reply(reply)
         self.audit.record(
-            req.run_id, req.task, 0, req.params, "accepted", digest=hashlib.sha256(data).hexdigest()
+            req.run_id,
+            req.task,
+            0,
+            req.params,
+            "accepted",
+            digest=hashlib.sha256(data).hexdigest(),
+            sync=self._durable,
         )
         return data
 
@@ -300,6 +323,7 @@ class SiteNode:
             reason=output.mechanism,
             rho=output.rho if fresh else 0.0,
             digest=hashlib.sha256(data).hexdigest(),
+            sync=self._durable,
         )
         run.outputs[req.round] = output
         if fresh:
