@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from cardiobox.federated import SiteNode, inprocess, wire
+from cardiobox.federated import SiteNode, wire
 from cardiobox.federated.hub import Hub
 from cardiobox.federated.inprocess import InProcessTransport
 from cardiobox.privacy import audit, secagg
@@ -22,10 +22,12 @@ PARAMS: dict[str, Any] = {"outcome": "DEATH_EVENT", "covariates": ["age", "eject
 class _DurableDigests:
     """The digests of the audit entries on disk, per site, watched at every sync."""
 
-    def __init__(self, nodes: list[SiteNode], monkeypatch: pytest.MonkeyPatch, syncfs: bool):
+    def __init__(
+        self, nodes: list[SiteNode], monkeypatch: pytest.MonkeyPatch, syncfs_applies: bool
+    ):
         self.journals = {n.name: n.audit.journal for n in nodes}
         self.durable: dict[str, set[str]] = {n.name: set() for n in nodes}
-        real_sync, real_syncfs = audit._sync, audit._SYNCFS
+        real_sync, real_syncfs = audit._sync, audit._syncfs
 
         def sync(fd: int) -> None:
             real_sync(fd)
@@ -34,15 +36,17 @@ class _DurableDigests:
                 if path.exists() and path.stat().st_ino == inode:
                     self._read(name)
 
-        def syncfs(fd: int) -> int:
-            assert real_syncfs is not None
-            code = int(real_syncfs(fd))
-            for name in self.journals:  # the whole file system: every journal on it
-                self._read(name)
-            return code
+        def syncfs(fd: int) -> None:
+            real_syncfs(fd)
+            device = os.fstat(fd).st_dev
+            for name, path in self.journals.items():  # every journal on that file system
+                if path.exists() and path.stat().st_dev == device:
+                    self._read(name)
 
         monkeypatch.setattr(audit, "_sync", sync)
-        monkeypatch.setattr(audit, "_SYNCFS", syncfs if syncfs else None)
+        monkeypatch.setattr(audit, "_syncfs", syncfs)
+        if not syncfs_applies:
+            monkeypatch.setattr(audit, "_syncfs_applies", lambda fd: False)
 
     def _read(self, name: str) -> None:
         path = self.journals[name]
@@ -60,7 +64,7 @@ def test_a_reply_leaves_the_node_after_its_audit_entry_is_synced(
 ) -> None:
     """``handle`` (durable by default) returns only once the reply's entry is on disk."""
     nodes = [SiteNode(n, p, SitePolicy(min_sites=2)) for n, p in hf_sites.items()]
-    watch = _DurableDigests(nodes, monkeypatch, syncfs=False)
+    watch = _DurableDigests(nodes, monkeypatch, syncfs_applies=False)
 
     class OneByOne:
         def sites(self) -> list[str]:
@@ -89,10 +93,14 @@ def test_the_in_process_runtime_hands_over_replies_only_once_synced(
     hf_sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch, syncfs: bool
 ) -> None:
     """The sites write unsynced; the transport syncs the round's entries before handing over."""
-    if syncfs and audit._SYNCFS is None:
-        pytest.skip("no syncfs on this system")
     nodes = [SiteNode(n, p, SitePolicy(min_sites=2)) for n, p in hf_sites.items()]
-    watch = _DurableDigests(nodes, monkeypatch, syncfs=syncfs)
+    fd = os.open(nodes[0].audit.path.parent, os.O_RDONLY)
+    try:
+        if syncfs and not audit._syncfs_applies(fd):
+            pytest.skip("syncfs does not apply here (old kernel or a file system not known local)")
+    finally:
+        os.close(fd)
+    watch = _DurableDigests(nodes, monkeypatch, syncfs_applies=syncfs)
     transport = InProcessTransport(nodes)
     sent: list[tuple[str, bool]] = []
     real_exchange = transport.exchange
@@ -116,18 +124,23 @@ def test_a_reply_whose_entry_cannot_be_synced_is_never_handed_over(
     hf_sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     nodes = [SiteNode(n, p, SitePolicy(min_sites=2)) for n, p in hf_sites.items()]
-
-    def broken(logs: Any) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(inprocess, "sync_together", broken)
     transport = InProcessTransport(nodes)
     try:
-        replies = transport.exchange({n.name: _request("r", 0, PARAMS, {}) for n in nodes}, 10)
+        transport.exchange({n.name: _request("r", 0, PARAMS, {}) for n in nodes}, 10)  # journals
+
+        def broken(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(audit, "_sync", broken)
+        monkeypatch.setattr(audit, "_syncfs", broken)
+        replies = transport.exchange({n.name: _request("s", 0, PARAMS, {}) for n in nodes}, 10)
     finally:
         transport.close()
     assert all(isinstance(r, OSError) for r in replies.values())
     assert "could not make its audit log durable" in str(replies["north"])
+    monkeypatch.undo()
+    with pytest.raises(OSError, match="earlier sync"):  # the logs refuse until reopened
+        nodes[0].audit.record("t", "count", 0, {}, "accepted")
 
 
 def _request(run_id: str, round_no: int, params: dict[str, Any], keys: dict[str, str]) -> bytes:

@@ -162,6 +162,26 @@ def test_a_site_that_times_out_is_dropped(hf_sites: dict[str, Path]) -> None:
     assert report.sites == ["north", "south"]
 
 
+def test_another_lane_starts_only_behind_slow_work() -> None:
+    stall = inprocess.STALL_AFTER
+    work = inprocess._RoundWork({"a": b"", "b": b"", "c": b"", "d": b""}, started=100.0)
+    work.lanes, work.busy = 1, {1: 100.0}
+    work.waiting.popleft()  # lane 1 took site a at 100.0
+    assert not work.stalled(100.0 + 0.5 * stall)  # busy, but not for long
+    assert work.stalled(100.0 + 1.01 * stall)  # on one site for STALL_AFTER
+    work.replies["a"] = b"ok"
+    work.waiting.popleft()
+    work.busy[1] = 100.0 + 0.1 * stall  # site a took a tenth of STALL_AFTER; b just began
+    assert not work.stalled(100.0 + 0.2 * stall)  # quick sites: one lane is enough
+    assert work.stalled(100.0 + 0.3 * stall)  # a site costs over a quarter of it on average
+    work.replies.clear()  # nothing answered yet: only stuck lanes count
+    work.lanes, work.busy = 2, {1: 100.0, 2: 100.0 + 0.9 * stall}
+    assert not work.stalled(100.0 + 1.01 * stall)  # lane 2 began its site a moment ago
+    assert work.stalled(100.0 + 2.0 * stall)  # both lanes stuck on their sites
+    work.waiting.clear()
+    assert not work.stalled(1000.0)  # nothing waits: no lane to add
+
+
 def test_light_rounds_stay_in_one_thread_and_a_slow_site_gets_others_going(
     hf_sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

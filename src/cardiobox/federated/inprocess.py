@@ -5,13 +5,14 @@ log; the hub and the nodes exchange the same JSON bytes as over the network, so 
 the policy checks and the secure aggregation are exactly those of a deployment.
 
 Scheduling. Most replies are a fraction of a millisecond of Python: threads would only fight
-over the interpreter's lock (50 sites answering in 32 threads took 40 ms a round where one
-thread took 23 ms). So a round starts with one *lane*, a thread that answers the sites one
-after the other; whenever every lane has been busy with the same site for :data:`STALL_AFTER`
-seconds (a task with real work — training a network — or a site that hangs) and sites are
-still waiting, another lane starts, up to :data:`MAX_WORKERS`. Light rounds stay in one
-thread; heavy ones spread out as before; a site that hangs holds up only its own lane, and
-one deadline bounds the whole round.
+over the interpreter's lock (50 sites answering in 32 threads took 41 ms a round where one
+worker thread took 27 ms). So a round starts with one *lane*, a thread that answers the sites
+one after the other; while sites wait, another lane starts whenever every lane has been busy
+with the same site for :data:`STALL_AFTER` seconds (a site that hangs, or real work such as
+training a network) or the sites answered so far took a quarter of that each on average, up to
+the transport's number of workers. Light rounds stay in one thread; heavy ones spread out
+within a few multiples of :data:`STALL_AFTER`; a site that hangs holds up only its own lane.
+One deadline bounds the sites' answers; the sync that follows (below) comes on top.
 
 Durability. A site may not let a reply go before the audit entry that logs it is on disk.
 The transport holds every reply of a round until their entries are durable, so the sites write
@@ -45,10 +46,11 @@ class SiteDownError(ConnectionError):
 class _RoundWork:
     """One round's requests, answered by lanes that take the next waiting site in turn."""
 
-    def __init__(self, requests: dict[str, bytes]):
+    def __init__(self, requests: dict[str, bytes], started: float | None = None):
         self.waiting = deque(requests.items())
         self.total = len(requests)
-        self.replies: dict[str, bytes | Exception] = {}
+        self.started = time.monotonic() if started is None else started
+        self.replies: dict[str, bytes | BaseException] = {}
         self.busy: dict[int, float] = {}  # lane → when it took its current site
         self.lanes = 0
         self.closed = False  # past the deadline: late replies are dropped
@@ -71,8 +73,8 @@ class _RoundWork:
                 site, data = self.waiting.popleft()
                 self.busy[me] = time.monotonic()
             try:
-                reply: bytes | Exception = call(site, data)
-            except Exception as exc:  # the site's failure is its reply
+                reply: bytes | BaseException = call(site, data)
+            except BaseException as exc:  # the site's failure is its reply (re-raised if fatal)
                 reply = exc
             with self.changed:
                 if not self.closed:
@@ -81,8 +83,18 @@ class _RoundWork:
                         self.changed.notify_all()
 
     def stalled(self, now: float) -> bool:
-        """Whether sites wait while every lane has been on its site for ``STALL_AFTER``."""
-        return bool(self.waiting) and all(now - t >= STALL_AFTER for t in self.busy.values())
+        """Whether another lane should start: sites wait behind slow work.
+
+        Slow: every lane has been on its current site for ``STALL_AFTER``, or the sites
+        answered so far took ``STALL_AFTER / 4`` each on average (work worth overlapping:
+        a thread's hand-over costs a fraction of a millisecond).
+        """
+        if not self.waiting:
+            return False
+        if all(now - t >= STALL_AFTER for t in self.busy.values()):
+            return True
+        done = len(self.replies)
+        return done > 0 and (now - self.started) * self.lanes / done >= STALL_AFTER / 4
 
 
 class InProcessTransport:
@@ -122,22 +134,28 @@ class InProcessTransport:
         The replies are handed over only once the audit entries logging them are on disk.
         """
         work = _RoundWork(requests)
-        deadline = time.monotonic() + timeout
+        deadline = work.started + timeout
         with work.changed:
-            while len(work.replies) < work.total:
-                now = time.monotonic()
-                if now >= deadline:
-                    break
-                if work.lanes < self.max_lanes and (work.lanes == 0 or work.stalled(now)):
-                    work.start_lane(self._pool, self._call)
-                work.changed.wait(timeout=min(STALL_AFTER, deadline - now))
-            work.closed = True
-            out = {
-                site: work.replies[site]
-                if site in work.replies
-                else TimeoutError(f"site {site} did not answer within {timeout:g} s")
-                for site in requests
-            }
+            try:
+                while len(work.replies) < work.total:
+                    now = time.monotonic()
+                    if now >= deadline:
+                        break
+                    if work.lanes < self.max_lanes and (work.lanes == 0 or work.stalled(now)):
+                        work.start_lane(self._pool, self._call)
+                    work.changed.wait(timeout=min(STALL_AFTER, deadline - now))
+            finally:
+                work.closed = True  # whatever happens here, the lanes answer no more sites
+            replies = dict(work.replies)
+        for reply in replies.values():
+            if not isinstance(reply, bytes | Exception):
+                raise reply  # KeyboardInterrupt, SystemExit: not a site's failure
+        out: dict[str, bytes | Exception] = {
+            site: got
+            if isinstance(got := replies.get(site), bytes | Exception)
+            else TimeoutError(f"site {site} did not answer within {timeout:g} s")
+            for site in requests
+        }
         answered = [s for s, r in out.items() if isinstance(r, bytes)]
         try:
             sync_together(self.nodes[s].audit for s in answered)

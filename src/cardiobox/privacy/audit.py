@@ -18,8 +18,9 @@ to a journal beside the DuckDB file (``<file>.audit-journal``) and synced (``fda
 some 20 µs of Python where a DuckDB insert and commit takes about a millisecond, and the sync
 waits without holding Python's lock. A runtime that holds many sites' replies before it lets
 them go (the in-process one) may instead write with ``sync=False`` and make a whole round's
-entries durable at once with :func:`sync_together` — one file-system sync (Linux ``syncfs``)
-where 50 ``fdatasync`` calls take ten times as long — before any of the replies leaves.
+entries durable at once with :func:`sync_together` — one file-system sync (``syncfs`` on
+Linux 5.8 or later, on a local file system), 0.7–1.6 ms here where 50 ``fdatasync`` calls take
+6–8 ms — before any of the replies leaves.
 
 The journal's entries move into the tables (one transaction: entries and ledger rows) when
 the log is read (:meth:`~AuditLog.entries`, :meth:`~AuditLog.verify`), closed or opened — so a
@@ -88,14 +89,53 @@ FOLD_EVERY = 256
 _sync = getattr(os, "fdatasync", os.fsync)  # the data, not the file's times (Linux)
 
 
-def _load_syncfs() -> Any:
+def _load_libc() -> Any:
     try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
-    except (AttributeError, OSError, TypeError):  # not Linux (or no syncfs in its C library)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syncfs, libc.fstatfs  # noqa: B018 — both or neither
+        return libc
+    except (AttributeError, OSError, TypeError):  # not Linux (or an unusual C library)
         return None
 
 
-_SYNCFS = _load_syncfs()
+def _kernel_at_least(major: int, minor: int) -> bool:
+    try:
+        parts = os.uname().release.split(".")
+        return (int(parts[0]), int(parts[1].split("-")[0])) >= (major, minor)
+    except (AttributeError, IndexError, ValueError):
+        return False
+
+
+#: The C library, where ``syncfs`` may stand in for one sync per journal: Linux 5.8 or later,
+#: where ``syncfs`` reports write-back errors as ``fdatasync`` does.
+_LIBC = _load_libc() if _kernel_at_least(5, 8) else None
+#: File systems whose ``syncfs`` commits every file's data to the device (``statfs`` magic):
+#: local ones. Elsewhere (network and FUSE file systems, whose ``syncfs`` may not reach the
+#: server) each journal is synced on its own.
+SYNCFS_FILE_SYSTEMS = {
+    0xEF53: "ext2/3/4",
+    0x58465342: "xfs",
+    0x9123683E: "btrfs",
+    0xF2F52010: "f2fs",
+    0x01021994: "tmpfs",
+}
+
+
+def _syncfs_applies(fd: int) -> bool:
+    """Whether one ``syncfs`` on ``fd`` makes the data of every file on its file system durable."""
+    if _LIBC is None:
+        return False
+    buf = ctypes.create_string_buffer(512)  # struct statfs; f_type is its first field, a long
+    if _LIBC.fstatfs(fd, buf) != 0:
+        return False
+    return ctypes.c_long.from_buffer(buf).value in SYNCFS_FILE_SYSTEMS
+
+
+def _syncfs(fd: int) -> None:
+    assert _LIBC is not None
+    if _LIBC.syncfs(fd) != 0:
+        err = ctypes.get_errno() or errno.EIO
+        raise OSError(err, f"syncfs of the audit journals failed: {os.strerror(err)}")
 
 
 class AuditLogError(CardioboxError):
@@ -226,6 +266,7 @@ class AuditLog:
         # Entries written with sync=False, and how many of those are known synced.
         self._written_unsynced = 0
         self._synced_upto = 0
+        self._failed: OSError | None = None  # a deferred sync failed: no more records
         self._open()
 
     # -- connection and journal ----------------------------------------------------------------
@@ -353,6 +394,8 @@ class AuditLog:
                     self._fd = None
                 self._con.close()
                 self._con = None
+            # Folded into the tables (committed): what the journal held counts again.
+            self._failed = None
 
     # -- budget -----------------------------------------------------------------------------------
     def spent(self) -> float:
@@ -395,6 +438,12 @@ class AuditLog:
             When the entry cannot be written and synced; the entry then does not count.
         """
         with self._lock:
+            if self._failed is not None:
+                raise OSError(
+                    errno.EIO,
+                    f"an earlier sync of the audit journal {self.journal} failed "
+                    f"({self._failed}); close and reopen the log before it records again",
+                )
             con = self._open()
             rho = float(rho)
             spent_after = self._spent + rho
@@ -439,7 +488,8 @@ class AuditLog:
         try:
             _write_all(fd, line)
             if sync:
-                _sync(fd)
+                _sync(fd)  # also makes the entries written unsynced before it durable
+                self._synced_upto = self._written_unsynced
             else:
                 self._written_unsynced += 1
         except BaseException:
@@ -456,24 +506,32 @@ class AuditLog:
         Raises
         ------
         OSError
-            When the journal cannot be synced; the entries then do not count.
+            When the journal cannot be synced: the entries then do not count, and the log
+            records nothing more until it is closed and reopened.
         """
-        with self._lock:
-            pending = self._pending()
-            if pending is not None:
-                _sync(pending[0])
-                self._synced_upto = pending[1]
+        sync_together([self])
 
     def _pending(self) -> tuple[int, int] | None:
-        """The journal's descriptor and its count of written entries, when some are unsynced."""
+        """A new descriptor of the journal and the count of entries written, when some wait.
+
+        The descriptor is the caller's to close (a duplicate: the log may close its own).
+        """
         with self._lock:
-            if self._fd is None or self._synced_upto == self._written_unsynced:
+            if self._synced_upto == self._written_unsynced:
                 return None
-            return self._fd, self._written_unsynced
+            if self._failed is not None:
+                raise OSError(errno.EIO, f"an earlier sync of {self.journal} failed")
+            return os.dup(self._journal_fd()), self._written_unsynced
 
     def _mark_synced(self, upto: int) -> None:
         with self._lock:
             self._synced_upto = max(self._synced_upto, upto)
+
+    def _mark_failed(self, exc: OSError) -> None:
+        # After a failed sync the kernel may drop the pages it could not write and report the
+        # next sync clean: the entries written so far can no longer be vouched for.
+        with self._lock:
+            self._failed = exc
 
     # -- reading ---------------------------------------------------------------------------------
     def entries(self) -> list[AuditEntry]:
@@ -518,26 +576,40 @@ class AuditLog:
 def sync_together(logs: Iterable[AuditLog]) -> None:
     """Make the entries ``logs`` wrote with ``sync=False`` durable, in as few syncs as possible.
 
-    On Linux one ``syncfs`` per file system the journals lie on (a single call for the sites
-    of an in-process federation), which commits every one of their entries at once; elsewhere
-    one sync per log.
+    On Linux 5.8 or later, one ``syncfs`` per local file system the journals lie on (a single
+    call for the sites of an in-process federation), which commits all of their entries at
+    once; elsewhere one sync per journal.
 
     Raises
     ------
     OSError
-        When a sync fails; none of the entries may then be acted on.
+        When a sync fails: none of the entries may then be acted on, and the logs involved
+        record nothing more until they are closed and reopened.
     """
-    pending = [(log, state) for log in logs if (state := log._pending()) is not None]
-    if _SYNCFS is None:
-        for log, _ in pending:
-            log.sync()
-        return
-    by_device: dict[int, int] = {}
-    for _, (fd, _) in pending:
-        by_device.setdefault(os.fstat(fd).st_dev, fd)
-    for fd in by_device.values():
-        if _SYNCFS(fd) != 0:
-            err = ctypes.get_errno() or errno.EIO
-            raise OSError(err, f"syncfs of the audit journals failed: {os.strerror(err)}")
-    for log, (_, written) in pending:
-        log._mark_synced(written)
+    pending: list[tuple[AuditLog, int, int]] = []
+    try:
+        for log in logs:
+            state = log._pending()
+            if state is not None:
+                pending.append((log, *state))
+        groups: dict[int | None, list[tuple[AuditLog, int, int]]] = {}
+        for item in pending:
+            fd = item[1]
+            device = os.fstat(fd).st_dev
+            groups.setdefault(device if _syncfs_applies(fd) else None, []).append(item)
+        for group, items in groups.items():
+            try:
+                if group is None:
+                    for _, fd, _ in items:
+                        _sync(fd)
+                else:
+                    _syncfs(items[0][1])
+            except OSError as exc:
+                for log, _, _ in items:
+                    log._mark_failed(exc)
+                raise
+            for log, _, written in items:
+                log._mark_synced(written)
+    finally:
+        for _, fd, _ in pending:
+            os.close(fd)
