@@ -17,9 +17,10 @@ One deadline bounds the sites' answers; the sync that follows (below) comes on t
 Durability. A site may not let a reply go before the audit entry that logs it is on disk.
 The transport holds every reply of a round until their entries are durable, so the sites write
 their entries unsynced and the transport makes them all durable at once
-(:func:`~cardiobox.privacy.audit.sync_together`: one ``syncfs`` on Linux) before it hands any
-reply to the hub: a round costs the sites' processor time plus one sync, not one sync per
-site. A reply whose entry cannot be synced is never handed over (the site counts as failed).
+(:func:`~cardiobox.privacy.audit.sync_together`: one ``syncfs`` per local file system on
+Linux 5.8 or later) before it hands any reply to the hub: a round costs the sites' processor
+time plus one sync, not one sync per site. A reply whose entry cannot be synced is never handed
+over (the site counts as failed, and its log records nothing more until it is reopened).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from cardiobox.privacy.audit import sync_together
 
 #: The most threads answering at once (the default is one per site up to this).
 MAX_WORKERS = 32
-#: Seconds every lane must have spent on its current site before another lane starts.
+#: Seconds every lane must have spent on its current site before another lane starts (or,
+#: averaged, a quarter of it per site answered): see :meth:`_RoundWork.stalled`.
 STALL_AFTER = 0.02
 
 

@@ -41,6 +41,16 @@ def use_numpy_matmul(nlp: Language) -> Language:
     slower here than numpy's OpenBLAS on the encoder's shapes (30,000 × 288 by 288 × 288, one
     thread: 20 against 81 GFLOP/s); every other operation stays thinc's. The predictions are
     the same up to float32 rounding.
+
+    Parameters
+    ----------
+    nlp : spacy.language.Language
+        A pipeline (its components' models are changed in place).
+
+    Returns
+    -------
+    spacy.language.Language
+        The same pipeline.
     """
     ops = NumpyOps(use_blis=False)
     for _, component in nlp.components:
