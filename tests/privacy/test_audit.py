@@ -87,6 +87,15 @@ def _syncfs_here(folder: Path) -> bool:
         os.close(fd)
 
 
+@pytest.fixture(params=[True, False], ids=["syncfs", "one-sync-per-log"])
+def syncfs(request: pytest.FixtureRequest, tmp_path: Path) -> bool:
+    """Both ways of syncing a round: one ``syncfs``, or one sync per journal."""
+    use = bool(request.param)
+    if use and not _syncfs_here(tmp_path):
+        pytest.skip("syncfs does not apply here (old kernel or a file system not known local)")
+    return use
+
+
 def _count_syncs(monkeypatch: pytest.MonkeyPatch, syncfs: bool) -> list[str]:
     """Count the syncs (``sync`` per journal, ``syncfs`` per file system) from now on."""
     calls: list[str] = []
@@ -107,12 +116,9 @@ def _count_syncs(monkeypatch: pytest.MonkeyPatch, syncfs: bool) -> list[str]:
     return calls
 
 
-@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "one-sync-per-log"])
 def test_entries_written_unsynced_are_made_durable_together(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool
 ) -> None:
-    if syncfs and not _syncfs_here(tmp_path):
-        pytest.skip("syncfs does not apply here (old kernel or a file system not known local)")
     logs = [AuditLog(tmp_path / f"s{i}.duckdb", budget_rho=1) for i in range(3)]
     calls = _count_syncs(monkeypatch, syncfs)
     for log in logs:
@@ -139,12 +145,9 @@ def test_entries_written_unsynced_are_made_durable_together(
     assert logs[1].spent() == pytest.approx(0.3)
 
 
-@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "one-sync-per-log"])
 def test_after_a_failed_sync_the_log_records_nothing_until_reopened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool
 ) -> None:
-    if syncfs and not _syncfs_here(tmp_path):
-        pytest.skip("syncfs does not apply here (old kernel or a file system not known local)")
     log = AuditLog(tmp_path / "s.duckdb", budget_rho=1)
     log.record("r", "count", 0, {}, "accepted")
     log.record("r", "count", 1, {}, "released", rho=0.2, sync=False)
@@ -170,7 +173,7 @@ def test_after_a_failed_sync_the_log_records_nothing_until_reopened(
 
 def test_the_real_syncfs_reports_its_errors(tmp_path: Path) -> None:
     if not _syncfs_here(tmp_path):
-        pytest.skip("syncfs does not apply here (old kernel or a file system not known local)")
+        pytest.skip("syncfs does not apply here")
     with pytest.raises(OSError, match="syncfs of the audit journals failed"):
         audit._syncfs(-1)  # a bad descriptor: EBADF
 
@@ -182,31 +185,37 @@ def test_unsynced_entries_survive_a_process_crash(tmp_path: Path) -> None:
     released unlogged.)
     """
     path = tmp_path / "s.duckdb"
-    script = (
-        "import os, sys\n"
-        "from cardiobox.privacy.audit import AuditLog\n"
-        "log = AuditLog(sys.argv[1], budget_rho=1)\n"
-        "log.record('r', 'count', 0, {}, 'accepted')\n"
-        "log.record('r', 'count', 1, {}, 'released', rho=0.3, sync=False)\n"
-        "os._exit(0)\n"
+    _record_then_die(
+        path,
+        "log.record('r', 'count', 0, {}, 'accepted')",
+        "log.record('r', 'count', 1, {}, 'released', rho=0.3, sync=False)",
     )
-    subprocess.run([sys.executable, "-c", script, str(path)], check=True)
     log = AuditLog(path, budget_rho=1)
     assert [e.seq for e in log.entries()] == [1, 2] and log.verify() is None
 
 
-def test_a_crash_loses_nothing_the_next_open_folds_the_journal(tmp_path: Path) -> None:
-    path = tmp_path / "s.duckdb"
-    script = (
-        "import os, sys\n"
-        "from cardiobox.privacy.audit import AuditLog\n"
-        "log = AuditLog(sys.argv[1], budget_rho=1)\n"
-        "log.record('r', 'count', 0, {}, 'accepted')\n"
-        "log.record('r', 'count', 1, {}, 'released', rho=0.3)\n"
-        "log.record('r', 'count', 2, {}, 'released', rho=0.3)\n"
-        "os._exit(0)  # no close, no clean-up: as if the process died\n"
+def _record_then_die(path: Path, *records: str) -> None:
+    """In another process: open the log at ``path``, run ``records``, die without clean-up."""
+    script = "\n".join(
+        [
+            "import os, sys",
+            "from cardiobox.privacy.audit import AuditLog",
+            "log = AuditLog(sys.argv[1], budget_rho=1)",
+            *records,
+            "os._exit(0)  # no close, no clean-up: as if the process died",
+        ]
     )
     subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+
+
+def test_a_crash_loses_nothing_the_next_open_folds_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    _record_then_die(
+        path,
+        "log.record('r', 'count', 0, {}, 'accepted')",
+        "log.record('r', 'count', 1, {}, 'released', rho=0.3)",
+        "log.record('r', 'count', 2, {}, 'released', rho=0.3)",
+    )
     assert len(journal_path_for(path).read_bytes().splitlines()) == 3  # nothing folded yet
     log = AuditLog(path, budget_rho=1)
     assert journal_path_for(path).read_bytes() == b""  # folded at open
