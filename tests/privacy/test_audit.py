@@ -1,3 +1,5 @@
+import ctypes
+import errno
 import os
 import subprocess
 import sys
@@ -169,6 +171,57 @@ def test_after_a_failed_sync_the_log_records_nothing_until_reopened(
     log.close()  # folds what the journal holds into the tables (committed)
     log.record("r", "count", 2, {}, "released", rho=0.2)
     assert [e.round for e in log.entries()] == [0, 1, 2] and log.verify() is None
+
+
+def test_a_system_that_refuses_syncfs_gets_one_sync_per_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sandbox's filter (ENOSYS, EPERM): no failure, one sync per journal from then on."""
+    logs = [AuditLog(tmp_path / f"s{i}.duckdb", budget_rho=1) for i in range(2)]
+    for log in logs:
+        log.record("r", "count", 0, {}, "accepted", sync=False)
+
+    class Refusing:
+        def syncfs(self, fd: int) -> int:
+            ctypes.set_errno(errno.ENOSYS)
+            return -1
+
+    monkeypatch.setattr(audit, "_LIBC", Refusing())
+    monkeypatch.setattr(audit, "_syncfs_applies", lambda fd: True)
+    monkeypatch.setattr(audit, "_syncfs_disabled", False)
+    calls = _count_syncs(monkeypatch, syncfs=True)
+    audit.sync_together(logs)
+    assert calls == ["syncfs", "sync", "sync"] and audit._syncfs_disabled
+    calls.clear()
+    logs[0].record("r", "count", 1, {}, "accepted", sync=False)
+    audit.sync_together(logs)
+    assert calls == ["sync"]  # syncfs is not tried again
+    assert all(log.verify() is None for log in logs)
+
+
+def test_one_journal_that_fails_to_sync_fails_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = [AuditLog(tmp_path / f"s{i}.duckdb", budget_rho=1) for i in range(3)]
+    for log in logs:
+        log.record("r", "count", 0, {}, "accepted", sync=False)
+    broken = os.stat(logs[1].journal).st_ino
+    real_sync = audit._sync
+
+    def sync(fd: int) -> None:
+        if os.fstat(fd).st_ino == broken:
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync(fd)
+
+    monkeypatch.setattr(audit, "_sync", sync)
+    monkeypatch.setattr(audit, "_syncfs_applies", lambda fd: False)
+    with pytest.raises(audit.SyncError) as caught:
+        audit.sync_together(logs)
+    assert caught.value.failed == [logs[1]]
+    monkeypatch.undo()
+    logs[0].record("r", "count", 1, {}, "accepted")  # the others go on
+    with pytest.raises(OSError, match="earlier sync"):
+        logs[1].record("r", "count", 1, {}, "accepted")
 
 
 def test_the_real_syncfs_reports_its_errors(tmp_path: Path) -> None:

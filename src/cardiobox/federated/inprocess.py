@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from cardiobox.federated.node import SiteNode
-from cardiobox.privacy.audit import sync_together
+from cardiobox.privacy.audit import SyncError, sync_together
 
 #: The most threads answering at once (the default is one per site up to this).
 MAX_WORKERS = 32
@@ -161,9 +161,11 @@ class InProcessTransport:
         answered = [s for s, r in out.items() if isinstance(r, bytes)]
         try:
             sync_together(self.nodes[s].audit for s in answered)
-        except OSError as exc:
+        except SyncError as exc:
+            failed = {id(log) for log in exc.failed}
             for site in answered:
-                out[site] = OSError(f"site {site} could not make its audit log durable ({exc})")
+                if id(self.nodes[site].audit) in failed:
+                    out[site] = OSError(f"site {site} could not make its audit log durable ({exc})")
         return out
 
     def close(self) -> None:

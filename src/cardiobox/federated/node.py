@@ -166,7 +166,11 @@ class SiteNode:
 
     # -- requests ------------------------------------------------------------------------------
     def handle(self, data: bytes, *, durable: bool = True) -> bytes:
-        """Answer one request (bytes in, bytes out; never raises).
+        """Answer one request (bytes in, bytes out).
+
+        Every failure of the request becomes a logged refusal or error reply; only a failure
+        to log (an ``OSError`` from the audit log, whose earlier sync failed or whose disk
+        refuses the entry) is raised, since no reply may leave unlogged.
 
         Parameters
         ----------

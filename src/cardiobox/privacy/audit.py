@@ -36,6 +36,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -99,6 +100,8 @@ def _load_libc() -> Any:
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
     try:
         parts = os.uname().release.split(".")
         return (int(parts[0]), int(parts[1].split("-")[0])) >= (major, minor)
@@ -131,10 +134,22 @@ def _syncfs_applies(fd: int) -> bool:
     return ctypes.c_long.from_buffer(buf).value in SYNCFS_FILE_SYSTEMS
 
 
+#: ``syncfs`` errors that say the call is not available here (a sandbox's system-call filter,
+#: an unusual file system), not that data was lost: the process falls back to one sync per
+#: journal.
+_SYNCFS_UNAVAILABLE = {errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.EOPNOTSUPP}
+
+
+class _SyncfsUnavailableError(Exception):
+    """``syncfs`` cannot be used here; nothing was synced."""
+
+
 def _syncfs(fd: int) -> None:
     assert _LIBC is not None
     if _LIBC.syncfs(fd) != 0:
         err = ctypes.get_errno() or errno.EIO
+        if err in _SYNCFS_UNAVAILABLE:
+            raise _SyncfsUnavailableError(os.strerror(err))
         raise OSError(err, f"syncfs of the audit journals failed: {os.strerror(err)}")
 
 
@@ -285,6 +300,9 @@ class AuditLog:
             self._tail = (int(last[0]), str(last[1])) if last else (0, GENESIS)
             self._spent = float(spent[0]) if spent else 0.0
             self._con = con
+            # Reopened with the journal folded into the tables (committed): what it held
+            # counts again, and the log may record.
+            self._failed = None
         return self._con
 
     def _journal_fd(self) -> int:
@@ -394,8 +412,6 @@ class AuditLog:
                     self._fd = None
                 self._con.close()
                 self._con = None
-            # Folded into the tables (committed): what the journal held counts again.
-            self._failed = None
 
     # -- budget -----------------------------------------------------------------------------------
     def spent(self) -> float:
@@ -438,7 +454,7 @@ class AuditLog:
             When the entry cannot be written and synced; the entry then does not count.
         """
         with self._lock:
-            if self._failed is not None:
+            if self._failed is not None and self._con is not None:
                 raise OSError(
                     errno.EIO,
                     f"an earlier sync of the audit journal {self.journal} failed "
@@ -573,43 +589,91 @@ class AuditLog:
         return None
 
 
+class SyncError(OSError):
+    """Some audit journals could not be made durable.
+
+    Attributes
+    ----------
+    failed : list of AuditLog
+        The logs whose entries may not be acted on (each now records nothing more until it
+        is closed and reopened); the other logs' entries are durable.
+    """
+
+    def __init__(self, failed: list[AuditLog], cause: OSError):
+        super().__init__(cause.errno or errno.EIO, str(cause))
+        self.failed = failed
+
+
 def sync_together(logs: Iterable[AuditLog]) -> None:
     """Make the entries ``logs`` wrote with ``sync=False`` durable, in as few syncs as possible.
 
     On Linux 5.8 or later, one ``syncfs`` per local file system the journals lie on (a single
     call for the sites of an in-process federation), which commits all of their entries at
-    once; elsewhere one sync per journal.
+    once; elsewhere, or where the system refuses ``syncfs`` (a sandbox's filter: then never
+    again in this process), one sync per journal. ``syncfs`` writes back everything waiting
+    on that file system, so other programs' writes there can lengthen it.
 
     Raises
     ------
-    OSError
-        When a sync fails: none of the entries may then be acted on, and the logs involved
-        record nothing more until they are closed and reopened.
+    SyncError
+        (an ``OSError``) naming the logs whose entries could not be synced: those may not be
+        acted on, and they record nothing more until closed and reopened. With ``syncfs``
+        every log of that file system fails together: its error may come from any of them.
     """
+    global _syncfs_disabled
     pending: list[tuple[AuditLog, int, int]] = []
+    failed: list[AuditLog] = []
+    cause: OSError | None = None
+
+    def fail(items: list[tuple[AuditLog, int, int]], exc: OSError) -> None:
+        nonlocal cause
+        for log, _, _ in items:
+            log._mark_failed(exc)
+            failed.append(log)
+        cause = cause or exc
+
     try:
         for log in logs:
-            state = log._pending()
+            try:
+                state = log._pending()
+            except OSError as exc:  # an earlier sync of this log failed
+                failed.append(log)
+                cause = cause or exc
+                continue
             if state is not None:
                 pending.append((log, *state))
         groups: dict[int | None, list[tuple[AuditLog, int, int]]] = {}
         for item in pending:
             fd = item[1]
-            device = os.fstat(fd).st_dev
-            groups.setdefault(device if _syncfs_applies(fd) else None, []).append(item)
+            use_syncfs = not _syncfs_disabled and _syncfs_applies(fd)
+            groups.setdefault(os.fstat(fd).st_dev if use_syncfs else None, []).append(item)
         for group, items in groups.items():
-            try:
-                if group is None:
-                    for _, fd, _ in items:
-                        _sync(fd)
-                else:
+            if group is not None:
+                try:
                     _syncfs(items[0][1])
-            except OSError as exc:
-                for log, _, _ in items:
-                    log._mark_failed(exc)
-                raise
-            for log, _, written in items:
-                log._mark_synced(written)
+                except _SyncfsUnavailableError:
+                    _syncfs_disabled = True  # not here: these and all later, one per journal
+                except OSError as exc:
+                    fail(items, exc)
+                    continue
+                else:
+                    for log, _, written in items:
+                        log._mark_synced(written)
+                    continue
+            for item in items:  # one sync per journal; a failure fails that log alone
+                try:
+                    _sync(item[1])
+                except OSError as exc:
+                    fail([item], exc)
+                else:
+                    item[0]._mark_synced(item[2])
     finally:
         for _, fd, _ in pending:
             os.close(fd)
+    if failed:
+        assert cause is not None
+        raise SyncError(failed, cause)
+
+
+#: Set when the system refuses ``syncfs`` (see :func:`sync_together`).
+_syncfs_disabled = False
