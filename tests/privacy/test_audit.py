@@ -173,13 +173,19 @@ def test_after_a_failed_sync_the_log_records_nothing_until_reopened(
     assert [e.round for e in log.entries()] == [0, 1, 2] and log.verify() is None
 
 
+def _unsynced_logs(folder: Path, n: int) -> list[AuditLog]:
+    """``n`` logs in ``folder``, each with one entry written and not synced."""
+    logs = [AuditLog(folder / f"s{i}.duckdb", budget_rho=1) for i in range(n)]
+    for log in logs:
+        log.record("r", "count", 0, {}, "accepted", sync=False)
+    return logs
+
+
 def test_a_system_that_refuses_syncfs_gets_one_sync_per_journal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A sandbox's filter (ENOSYS, EPERM): no failure, one sync per journal from then on."""
-    logs = [AuditLog(tmp_path / f"s{i}.duckdb", budget_rho=1) for i in range(2)]
-    for log in logs:
-        log.record("r", "count", 0, {}, "accepted", sync=False)
+    logs = _unsynced_logs(tmp_path, 2)
 
     class Refusing:
         def syncfs(self, fd: int) -> int:
@@ -202,9 +208,7 @@ def test_a_system_that_refuses_syncfs_gets_one_sync_per_journal(
 def test_one_journal_that_fails_to_sync_fails_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    logs = [AuditLog(tmp_path / f"s{i}.duckdb", budget_rho=1) for i in range(3)]
-    for log in logs:
-        log.record("r", "count", 0, {}, "accepted", sync=False)
+    logs = _unsynced_logs(tmp_path, 3)
     broken = os.stat(logs[1].journal).st_ino
     real_sync = audit._sync
 
