@@ -13,7 +13,16 @@ def sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-_TYPES = ("VARCHAR", "INTEGER", "BIGINT", "DOUBLE", "BOOLEAN")
+#: The SQL types a temporary table may have, and the pyarrow type factory of each (pyarrow is
+#: imported only for large tables).
+_ARROW_TYPES = {
+    "VARCHAR": "string",
+    "INTEGER": "int32",
+    "BIGINT": "int64",
+    "DOUBLE": "float64",
+    "BOOLEAN": "bool_",
+}
+_TYPES = tuple(_ARROW_TYPES)
 
 
 def temp_table(
@@ -65,14 +74,7 @@ def _arrow_temp_table(
 ) -> None:
     import pyarrow as pa
 
-    types = {
-        "VARCHAR": pa.string(),
-        "INTEGER": pa.int32(),
-        "BIGINT": pa.int64(),
-        "DOUBLE": pa.float64(),
-        "BOOLEAN": pa.bool_(),
-    }
-    schema = pa.schema([(c, types[t]) for c, t in columns])
+    schema = pa.schema([(c, getattr(pa, _ARROW_TYPES[t])()) for c, t in columns])
     data = pa.table(
         {c: [row[i] for row in rows] for i, (c, _t) in enumerate(columns)}, schema=schema
     )

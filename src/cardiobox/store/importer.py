@@ -54,6 +54,7 @@ from cardiobox.duck import sql_str, temp_table
 from cardiobox.errors import InputError, Location
 from cardiobox.store import readers
 from cardiobox.store.db import one, scalar_int
+from cardiobox.store.facts import GIVEN_X as FACTS_X
 from cardiobox.store.validate import StructureValidator
 
 #: Callback for progress: (phase description, items done in this step, total or None).
@@ -637,7 +638,7 @@ class Importer:
                 (SELECT (rt, rid) FROM _merge WHERE action = 'updated')"""
             )
         self.progress("writing", 0, None)
-        given_x = ", facts_x" if self._has_column("facts_x") else ""
+        given_x = f", {FACTS_X}" if self._has_column(FACTS_X) else ""
         if winners == "_keyed" and self._all_created():
             # Every item is new and its own winner: all of _items goes in, no join needed.
             con.execute(
@@ -661,7 +662,7 @@ class Importer:
                 JOIN _merge m USING (seq) WHERE m.action IN ('created', 'updated')"""
         # What was written, as the fact tables read it (the text not read back from the store;
         # a producer's values of the facts when it gave them).
-        names = "resource_type, id, patient_id, resource" + (", facts_x" if given_x else "")
+        names = "resource_type, id, patient_id, resource" + given_x
         con.execute(f"CREATE OR REPLACE TEMP VIEW _written ({names}) AS {written}")
         con.execute(
             """INSERT INTO findings
