@@ -33,6 +33,7 @@ from cardiobox.nlp.doc import (
 )
 from cardiobox.nlp.head_decoder import can_decode, decode
 from cardiobox.nlp.languages import check_language
+from cardiobox.nlp.vectors import memoize_floret_vectors
 
 ENCODER = "tok2vec"
 
@@ -204,4 +205,5 @@ def load_pipeline(path: str | Path) -> Language:
     """Load a trained entity pipeline saved with ``nlp.to_disk``, clinical tokenizer included."""
     nlp = spacy.load(path)
     configure_tokenizer(nlp, str(nlp.lang))
+    memoize_floret_vectors(nlp)
     return use_numpy_matmul(nlp)

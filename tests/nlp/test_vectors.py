@@ -1,0 +1,51 @@
+"""Floret vectors remembered per word: the same rows as spaCy computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import spacy
+from spacy.vectors import Vectors
+
+from cardiobox.nlp.vectors import MemoFloretVectors, memoize_floret_vectors
+
+WORDS = ["disnea", "de", "esfuerzo", ",", "furosemida", "40", "mg", "disnea", "FEVI", "de"]
+
+
+def _floret_pipeline() -> spacy.language.Language:
+    nlp = spacy.blank("es")
+    table = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    nlp.vocab.vectors = Vectors(
+        strings=nlp.vocab.strings, data=table, mode="floret", minn=3, maxn=5, hash_count=2
+    )
+    return nlp
+
+
+def test_memo_gives_spacy_rows_to_the_bit() -> None:
+    nlp = _floret_pipeline()
+    keys = [nlp.vocab.strings.add(w) for w in WORDS]
+    expected = nlp.vocab.vectors.get_batch(keys)
+    memoize_floret_vectors(nlp)
+    vectors = nlp.vocab.vectors
+    assert isinstance(vectors, MemoFloretVectors)
+    for _ in range(2):  # computed, then remembered
+        got = vectors.get_batch(keys)
+        assert got.dtype == expected.dtype and (got == expected).all()
+    assert vectors.get_batch([]).shape == (0, 8)
+    assert memoize_floret_vectors(nlp).vocab.vectors is vectors  # already memoized
+
+
+def test_memo_starts_again_past_its_limit() -> None:
+    nlp = memoize_floret_vectors(_floret_pipeline())
+    vectors = nlp.vocab.vectors
+    vectors.limit = 3
+    keys = [nlp.vocab.strings.add(w) for w in WORDS]
+    first = vectors.get_batch(keys[:3])
+    again = vectors.get_batch(keys)
+    assert len(vectors.__dict__["_memo"]) == len(set(WORDS))  # emptied, then this batch
+    assert (again[:3] == first).all()
+
+
+def test_pipelines_without_floret_vectors_are_left_alone() -> None:
+    nlp = spacy.blank("es")
+    before = nlp.vocab.vectors
+    assert memoize_floret_vectors(nlp).vocab.vectors is before
