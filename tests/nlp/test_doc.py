@@ -40,3 +40,25 @@ def test_abbreviations_end_no_sentence() -> None:
 def test_unsupported_language_lists_the_supported_ones() -> None:
     with pytest.raises(LanguageError, match="ro \\(Romanian\\)"):
         check_language("de")
+
+
+NOTES_WITH_SPECIAL_CASES = [
+    "Dosis aprox. 3 mg al día (furosemida 40 mg/24h). Dr. Pérez: TA 120/70, FEVI 35 %.",
+    "Tto. con bisoprolol 2,5 mg; etc. Sin disnea.\n\n  Control en 3 h. aprox.",
+    "Paciente (aprox. 72 años) con IC-FEr, Dra. López; p.ej. edemas.",
+]
+
+
+@pytest.mark.parametrize("lang", ["es", "en", "nl"])
+def test_warm_cache_gives_the_tokenizer_own_tokens(lang: str) -> None:
+    from spacy.attrs import IS_SPACE, LEMMA, NORM, ORTH, SPACY
+
+    from cardiobox.nlp.doc import blank_pipeline, note_text
+
+    plain = blank_pipeline(lang).tokenizer
+    columns = [ORTH, NORM, LEMMA, SPACY, IS_SPACE]
+    for _ in range(2):  # the first pass fills the cache, the second reads it
+        for text in NOTES_WITH_SPECIAL_CASES:
+            doc = make_doc(text, lang)
+            assert (doc.to_array(columns) == plain(text).to_array(columns)).all()
+            assert note_text(doc) == text == doc.text

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from spacy.tokens import Doc
 
 from cardiobox.errors import CardioboxError, Location
-from cardiobox.nlp.doc import IDENTIFIERS
+from cardiobox.nlp.doc import IDENTIFIERS, note_text
 from cardiobox.nlp.languages import (
     check_language,
     load_language_model,
@@ -1127,7 +1127,7 @@ def add_identifiers(doc: Doc) -> Doc:
         inside a token.
     """
     spans = []
-    for found in find_identifiers(doc.text, doc.lang_):
+    for found in find_identifiers(note_text(doc), doc.lang_):
         span = doc.char_span(found.start, found.end, label=found.kind, alignment_mode="expand")
         if span is not None:
             spans.append(span)

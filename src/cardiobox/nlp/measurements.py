@@ -57,7 +57,7 @@ from cardiobox.cdm import load_dictionary
 from cardiobox.cdm.codes import LOINC
 from cardiobox.errors import InputError, Location
 from cardiobox.ingest.units import Conversion, conversion, fold_unit, normalise_unit
-from cardiobox.nlp.doc import MEASUREMENTS
+from cardiobox.nlp.doc import MEASUREMENTS, note_text
 from cardiobox.nlp.languages import LanguageError, check_language, language_dir, load_language_file
 
 __all__ = [
@@ -350,7 +350,7 @@ class MeasurementExtractor:
         """Find the measurements of ``doc`` and store them as spans; returns ``doc``."""
         lang = self.lang or doc.lang_
         spans: list[Span] = []
-        for found in find_measurements(doc.text, lang):
+        for found in find_measurements(note_text(doc), lang):
             span = doc.char_span(
                 found.start, found.end, label=found.variable, alignment_mode="expand"
             )

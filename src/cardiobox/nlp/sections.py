@@ -38,7 +38,7 @@ from pydantic import (
 )
 from spacy.tokens import Doc, Span
 
-from cardiobox.nlp.doc import SECTIONS
+from cardiobox.nlp.doc import SECTIONS, note_text
 from cardiobox.nlp.languages import load_language_model
 
 SectionName = Literal[
@@ -296,7 +296,7 @@ class SectionSplitter:
         spacy.tokens.Doc
             The same document, with ``doc.spans["sections"]`` filled.
         """
-        text = doc.text
+        text = note_text(doc)
         headers = find_headers(text, doc.lang_)
         spans: list[Span] = []
         for i, header in enumerate(headers):
