@@ -93,37 +93,38 @@ class _Moves:
 
 
 def _maxout(units: NDArray[np.float32]) -> NDArray[np.float32]:
-    # np.max over a last axis of two is ten times slower than pairwise maxima
-    hidden = units[..., 0]
-    for piece in range(1, units.shape[-1]):
-        hidden = np.maximum(hidden, units[..., piece])
+    # pieces on the second-last axis: contiguous halves, far faster than np.max over pieces
+    hidden = units[..., 0, :]
+    for piece in range(1, units.shape[-2]):
+        hidden = np.maximum(hidden, units[..., piece, :])
     return hidden
 
 
 class _HeadWeights:
-    """A head's hidden and output layers, split by state feature."""
+    """A head's hidden and output layers, split by state feature, maxout pieces first."""
 
     def __init__(self, head: Any):
         lower = head.model.get_ref("lower")
         upper = head.model.get_ref("upper")
-        weights = lower.get_param("W")  # (features, hidden, pieces, inputs)
-        _, self.hidden, self.pieces, inputs = weights.shape
+        weights = lower.get_param("W").transpose(0, 2, 1, 3)  # (features, pieces, hidden, in)
+        _, self.pieces, self.hidden, inputs = weights.shape
         self.by_feature = [
-            weights[f].reshape(self.hidden * self.pieces, inputs).T for f in range(_STATE_FEATURES)
+            weights[f].reshape(self.pieces * self.hidden, inputs).T for f in range(_STATE_FEATURES)
         ]
-        self.padding = lower.get_param("pad")[0]
-        self.bias = lower.get_param("b")
+        padding = lower.get_param("pad")[0].transpose(0, 2, 1)
+        self.bias = lower.get_param("b").T
+        self.closed_bias = (padding[1] + padding[2]) + self.bias  # no entity open: two paddings
         self.output = upper.get_param("W").T
         self.output_bias = upper.get_param("b")
 
     def feature(self, f: int, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
         """Feature ``f``'s contribution to the hidden units, for each row of ``vectors``."""
         product: NDArray[np.float32] = vectors @ self.by_feature[f]
-        return product.reshape(*vectors.shape[:-1], self.hidden, self.pieces)
+        return product.reshape(*vectors.shape[:-1], self.pieces, self.hidden)
 
     def scores(self, units: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Move scores from the summed hidden units (bias not yet added)."""
-        result: NDArray[np.float32] = _maxout(units + self.bias) @ self.output + self.output_bias
+        """Move scores from the summed hidden units, bias included."""
+        result: NDArray[np.float32] = _maxout(units) @ self.output + self.output_bias
         return result
 
 
@@ -149,8 +150,7 @@ def decode(head: Any, docs: Sequence[Doc], window: int = WINDOW) -> list[list[Sp
     weights = _HeadWeights(head)
     vectors = head.model.get_ref("tok2vec").predict(list(docs))
     next_token = weights.feature(0, vectors)
-    paddings = weights.padding[1] + weights.padding[2]
-    closed_scores = weights.scores(next_token + paddings)
+    closed_scores = weights.scores(next_token + weights.closed_bias)
     found: list[list[Span]] = []
     offset = 0
     for doc in docs:
@@ -243,7 +243,7 @@ class _NoteDecoder:
         units = (self.next_token[tokens] + entity_start) + weights.feature(
             2, self.vectors[tokens - 1]
         )
-        scores = weights.scores(units)
+        scores = weights.scores(units + weights.bias)
         inside, last = scores[..., moves.inside], scores[..., moves.last]
         prefers_inside = inside >= last if moves.inside < moves.last else inside > last
         closes = ~(self.can_continue[tokens] & prefers_inside)

@@ -8,6 +8,7 @@ seven languages; function words ("de", "the", "het", "och", "și") tell them apa
 from __future__ import annotations
 
 import re
+from collections import Counter
 from functools import cache
 from importlib import import_module
 
@@ -25,8 +26,8 @@ def _stop_words(lang: str) -> frozenset[str]:
 
 def language_scores(text: str, max_words: int = 2000) -> dict[str, int]:
     """Function words of each language among the first ``max_words`` words of ``text``."""
-    words = [w.lower() for w in _WORD.findall(text[: max_words * 12])][:max_words]
-    return {lang: sum(w in _stop_words(lang) for w in words) for lang in LANGUAGES}
+    counts = Counter(w.lower() for w in _WORD.findall(text[: max_words * 12])[:max_words])
+    return {lang: sum(n for w, n in counts.items() if w in _stop_words(lang)) for lang in LANGUAGES}
 
 
 def detect_language(text: str, max_words: int = 2000) -> tuple[str | None, float]:
