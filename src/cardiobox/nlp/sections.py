@@ -24,7 +24,7 @@ import bisect
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Annotated, Literal, get_args
 
 import numpy as np
@@ -115,6 +115,20 @@ def fold_text(text: str, accents: bool = True) -> str:
     """
     if text.isascii():
         return text.lower()
+    if len(text) <= _SHORT:
+        return _fold_short(text, accents)
+    return _fold(text, accents)
+
+
+_SHORT = 80  # mentions and words repeat from note to note; whole notes do not
+
+
+@lru_cache(maxsize=1 << 16)
+def _fold_short(text: str, accents: bool) -> str:
+    return _fold(text, accents)
+
+
+def _fold(text: str, accents: bool) -> str:
     table = _FOLD_TABLE if accents else _CASE_TABLE
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).copy()
     latin = codes < _TABLE_SIZE
