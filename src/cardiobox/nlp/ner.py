@@ -33,6 +33,7 @@ from cardiobox.nlp.doc import (
 )
 from cardiobox.nlp.head_decoder import can_decode, decode
 from cardiobox.nlp.languages import check_language
+from cardiobox.nlp.maxout import use_fast_maxout
 from cardiobox.nlp.vectors import memoize_floret_vectors
 
 ENCODER = "tok2vec"
@@ -148,7 +149,7 @@ def build_pipeline(lang: str, types: Sequence[str], shape: EncoderShape) -> Lang
             },
         )
         head.add_label(entity_type)  # type: ignore[attr-defined]
-    return use_numpy_matmul(nlp)
+    return use_fast_maxout(use_numpy_matmul(nlp))
 
 
 def entity_types(nlp: Language) -> list[str]:
@@ -206,4 +207,4 @@ def load_pipeline(path: str | Path) -> Language:
     nlp = spacy.load(path)
     configure_tokenizer(nlp, str(nlp.lang))
     memoize_floret_vectors(nlp)
-    return use_numpy_matmul(nlp)
+    return use_fast_maxout(use_numpy_matmul(nlp))
