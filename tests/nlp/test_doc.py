@@ -51,14 +51,26 @@ NOTES_WITH_SPECIAL_CASES = [
 
 @pytest.mark.parametrize("lang", ["es", "en", "nl"])
 def test_warm_cache_gives_the_tokenizer_own_tokens(lang: str) -> None:
+    import spacy
     from spacy.attrs import IS_SPACE, LEMMA, NORM, ORTH, SPACY
 
-    from cardiobox.nlp.doc import blank_pipeline, note_text
+    from cardiobox.nlp.doc import configure_tokenizer, note_text
 
-    plain = blank_pipeline(lang).tokenizer
+    never_warmed = spacy.blank(lang)
+    configure_tokenizer(never_warmed, lang)
+    plain = never_warmed.tokenizer
     columns = [ORTH, NORM, LEMMA, SPACY, IS_SPACE]
     for _ in range(2):  # the first pass fills the cache, the second reads it
         for text in NOTES_WITH_SPECIAL_CASES:
             doc = make_doc(text, lang)
             assert (doc.to_array(columns) == plain(text).to_array(columns)).all()
             assert note_text(doc) == text == doc.text
+
+
+def test_note_text_of_a_part_is_the_part() -> None:
+    from cardiobox.nlp.doc import note_text
+
+    doc = make_doc("Paciente con disnea. Dr. Pérez.", "es")
+    part = doc[4:].as_doc(copy_user_data=True)
+    assert note_text(part) == part.text == "Dr. Pérez."
+    assert note_text(make_doc("", "es")) == ""

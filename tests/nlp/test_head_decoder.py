@@ -82,7 +82,7 @@ WORDS += ["\n\n", "  ", ".", "y", "sin", "dolor", "torácico", "FEVI", "%"]  # s
 
 
 def _random_pipeline(seed: int) -> Language:
-    """An untrained pipeline whose weights are random: many entities, long ones and ties."""
+    """An untrained pipeline whose weights are random: many entities, and long ones."""
     shape = EncoderShape(width=16, depth=1, rows=(50, 50, 50, 50), hidden=8, static_vectors=False)
     nlp = build_pipeline("es", ["DISEASE", "SYMPTOM"], shape)
     nlp.initialize()
@@ -126,10 +126,38 @@ def test_random_heads_decode_as_spacy(seed: int) -> None:
     assert len(lengths) > 20 and max(lengths) > 2  # longer than windows 1 and 2: rescored
 
 
+@pytest.mark.parametrize("tolerance", [-1.0, 1e-4])
+def test_ties_go_to_the_first_move_as_in_spacy(tolerance: float) -> None:
+    nlp = _random_pipeline(6)
+    docs = _encoded(nlp, _random_texts(random.Random(6)), "es")
+    for entity_type in ("DISEASE", "SYMPTOM"):
+        head: Any = nlp.get_pipe(head_name(entity_type))
+        names = [head.moves.get_class_name(i) for i in range(head.moves.n_moves)]
+        upper = head.model.get_ref("upper")
+        weights, bias = upper.get_param("W"), upper.get_param("b")
+        for tied, to in (("U-", "B-"), ("L-", "I-")):  # the same scores, exactly
+            a, b = names.index(f"{tied}{entity_type}"), names.index(f"{to}{entity_type}")
+            weights[a], bias[a] = weights[b], bias[b]
+        expected = _spacy_entities(head, docs)
+        assert any(expected)
+        got = decode(head, docs, tolerance=tolerance)  # -1: decide the ties here, not in spaCy
+        assert [[(s.start, s.end, s.label_) for s in spans] for spans in got] == expected
+
+
+def test_empty_batches_and_bad_windows() -> None:
+    nlp = _random_pipeline(7)
+    head = nlp.get_pipe(head_name("DISEASE"))
+    assert decode(head, []) == []
+    predict_entities(nlp, [])
+    with pytest.raises(ValueError, match="window"):
+        decode(head, _encoded(nlp, ["disnea de esfuerzo"], "es"), window=0)
+
+
 def test_heads_it_cannot_decode_fall_back_to_spacy() -> None:
     nlp = _random_pipeline(5)
     head = nlp.get_pipe(head_name("DISEASE"))
     head.add_label("SYMPTOM")  # type: ignore[attr-defined]  # two labels: spaCy's loop decodes
+    head.model.attrs["unseen_classes"] = set()  # type: ignore[attr-defined]  # as if trained
     assert not can_decode(head)
     docs = _encoded(nlp, _random_texts(random.Random(5)), "es")
     expected = _spacy_entities(head, docs)

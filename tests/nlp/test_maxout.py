@@ -7,7 +7,7 @@ import pytest
 from thinc.api import Maxout, NumpyOps
 
 from cardiobox.nlp.doc import make_doc
-from cardiobox.nlp.maxout import _fast_forward, use_fast_maxout
+from cardiobox.nlp.maxout import _FastForward, use_fast_maxout
 from cardiobox.nlp.ner import ENCODER, load_pipeline
 from cardiobox.nlp.pipeline import model_path
 
@@ -26,7 +26,7 @@ def test_prediction_is_thincs_to_the_bit(pieces: int) -> None:
     layer = _layer(pieces)
     inputs = np.random.default_rng(0).normal(size=(11, 5)).astype(np.float32)
     expected = layer.predict(inputs)
-    layer._func = _fast_forward(layer._func)
+    layer._func = _FastForward(layer._func)
     got = layer.predict(inputs)
     assert got.shape == expected.shape and (got == expected).all()
 
@@ -36,7 +36,7 @@ def test_training_still_runs_thincs_forward_and_backprop() -> None:
     inputs = np.random.default_rng(1).normal(size=(4, 5)).astype(np.float32)
     _, expected_backprop = layer.begin_update(inputs)
     expected_gradient = expected_backprop(np.ones((4, 7), dtype=np.float32))
-    layer._func = _fast_forward(layer._func)
+    layer._func = _FastForward(layer._func)
     _, backprop = layer.begin_update(inputs)
     assert (backprop(np.ones((4, 7), dtype=np.float32)) == expected_gradient).all()
     with pytest.raises(RuntimeError, match="no gradient"):
@@ -50,7 +50,7 @@ def test_pipeline_encoder_outputs_are_unchanged() -> None:
     plain = load_pipeline(path)
     for _, component in plain.components:  # undo: thinc's own forward everywhere
         for node in getattr(component, "model", None).walk() if hasattr(component, "model") else []:
-            node._func = getattr(node._func, "__wrapped__", node._func)
+            node._func = getattr(node._func, "original", node._func)
     assert use_fast_maxout(fast) is fast  # twice is harmless
     text = "Paciente con insuficiencia cardiaca y disnea; furosemida 40 mg/24h. FEVI 35 %."
     outputs = []
@@ -58,3 +58,13 @@ def test_pipeline_encoder_outputs_are_unchanged() -> None:
         doc = make_doc(text, "es", nlp, sentences=False)
         outputs.append(nlp.get_pipe(ENCODER).model.predict([doc])[0])  # type: ignore[attr-defined]
     assert (outputs[0] == outputs[1]).all()
+
+
+def test_patched_pipelines_pickle() -> None:
+    import pickle
+
+    path = model_path("es")
+    assert path is not None
+    nlp = pickle.loads(pickle.dumps(load_pipeline(path)))
+    doc = make_doc("Paciente con disnea.", "es", nlp, sentences=False)
+    assert nlp.get_pipe(ENCODER).model.predict([doc])[0].shape[0] == len(doc)  # type: ignore[attr-defined]

@@ -41,7 +41,7 @@ def test_memo_starts_again_past_its_limit() -> None:
     keys = [nlp.vocab.strings.add(w) for w in WORDS]
     first = vectors.get_batch(keys[:3])
     again = vectors.get_batch(keys)
-    assert len(vectors.__dict__["_memo"]) == len(set(WORDS))  # emptied, then this batch
+    assert len(vectors._memo()) == len(set(WORDS))  # emptied, then this batch
     assert (again[:3] == first).all()
 
 
@@ -49,3 +49,25 @@ def test_pipelines_without_floret_vectors_are_left_alone() -> None:
     nlp = spacy.blank("es")
     before = nlp.vocab.vectors
     assert memoize_floret_vectors(nlp).vocab.vectors is before
+
+
+def test_string_keys_and_reloaded_tables() -> None:
+    nlp = _floret_pipeline()
+    plain = nlp.vocab.vectors
+    saved = plain.to_bytes()
+    memoize_floret_vectors(nlp)
+    vectors = nlp.vocab.vectors
+    assert (vectors["disnea"] == plain["disnea"]).all()  # a string, not a hash
+    assert (vectors.get_batch(["disnea", "de"]) == plain.get_batch(["disnea", "de"])).all()
+    other = Vectors(
+        strings=nlp.vocab.strings,
+        data=np.ones((50, 8), dtype=np.float32),
+        mode="floret",
+        minn=3,
+        maxn=5,
+        hash_count=2,
+    )
+    vectors.from_bytes(other.to_bytes())  # another table: nothing remembered may survive
+    assert (vectors["disnea"] == 1).all()
+    vectors.from_bytes(saved)
+    assert (vectors["disnea"] == plain["disnea"]).all()

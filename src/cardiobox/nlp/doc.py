@@ -172,7 +172,11 @@ def note_text(doc: Doc) -> str:
     Joining the tokens of a CardioCCC note in Python costs 1–4 ms, as much as the linker.
     """
     text = doc.user_data.get(_TEXT)
-    return text if isinstance(text, str) else doc.text
+    if isinstance(text, str) and len(text) == (
+        doc[-1].idx + len(doc[-1].text_with_ws) if doc else 0
+    ):
+        return text
+    return doc.text  # not made by make_doc, or a part of a note (span.as_doc copies user data)
 
 
 def split_sentences(doc: Doc) -> Doc:

@@ -13,14 +13,11 @@ decimal). Training (``is_train=True``) still runs thinc's own forward.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from spacy.language import Language
-
-_FAST = "cardiobox_fast_maxout"
 
 
 def _predict(model: Any, inputs: Any) -> Any:
@@ -34,15 +31,16 @@ def _predict(model: Any, inputs: Any) -> Any:
     return best
 
 
-def _fast_forward(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)  # keeps thinc's forward as ``__wrapped__``
-    def forward(model: Any, inputs: Any, is_train: bool) -> Any:
-        if is_train or not isinstance(inputs, np.ndarray):
-            return original(model, inputs, is_train)
-        return _predict(model, inputs), _no_backprop
+class _FastForward:
+    """thinc's maxout forward, with the faster step at prediction (picklable: no closure)."""
 
-    forward.__dict__[_FAST] = True
-    return forward
+    def __init__(self, original: Callable[..., Any]):
+        self.original = original
+
+    def __call__(self, model: Any, inputs: Any, is_train: bool) -> Any:
+        if is_train or not isinstance(inputs, np.ndarray):
+            return self.original(model, inputs, is_train)
+        return _predict(model, inputs), _no_backprop
 
 
 def _no_backprop(_: Any) -> Any:
@@ -68,6 +66,6 @@ def use_fast_maxout(nlp: Language) -> Language:
         if model is None:
             continue
         for node in model.walk():
-            if node.name == "maxout" and not getattr(node._func, _FAST, False):
-                node._func = _fast_forward(node._func)
+            if node.name == "maxout" and not isinstance(node._func, _FastForward):
+                node._func = _FastForward(node._func)
     return nlp

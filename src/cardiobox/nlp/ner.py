@@ -8,8 +8,8 @@ convolutional window encoder): the encoder runs once per note, and the four head
 cost about as much as the encoder. The heads see different gold annotations at training time
 (:mod:`cardiobox.nlp.train`); at prediction time each head runs on the shared encoding and its
 spans are collected into ``doc.spans["entities"]``, so types may overlap. A trained head is
-decoded by :mod:`cardiobox.nlp.head_decoder` (the same entities as spaCy's loop, seven times
-faster).
+decoded by :mod:`cardiobox.nlp.head_decoder` (spaCy's entities, about eight times faster than
+spaCy's loop).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from spacy.language import Language
+from spacy.strings import get_string_id
 from spacy.training.initialize import convert_vectors
 from spacy.vectors import Vectors
 
@@ -93,18 +94,36 @@ class MemoFloretVectors(Vectors):  # type: ignore[misc]  # spaCy's Cython class 
     limit = 200_000
 
     def get_batch(self, keys: Iterable[Any]) -> Any:
-        """The vectors of ``keys`` (string hashes), one row each, as spaCy's ``get_batch``."""
-        memo: dict[int, np.ndarray] = self.__dict__.setdefault("_memo", {})
-        wanted = [int(key) for key in keys]
-        new = list(dict.fromkeys(key for key in wanted if key not in memo))
+        """The vectors of ``keys`` (strings or their hashes), one row each, as spaCy's."""
+        memo = self._memo()
+        given = list(keys)
+        wanted = [get_string_id(key) for key in given]
+        new = {k: key for k, key in zip(wanted, given, strict=True) if k not in memo}
         if new and len(memo) + len(new) > self.limit:
             memo.clear()
-            new = list(dict.fromkeys(wanted))
+            new = dict(zip(wanted, given, strict=True))
         if new:
-            memo.update(zip(new, np.asarray(super().get_batch(new), self.data.dtype), strict=True))
+            rows = np.asarray(super().get_batch(list(new.values())), self.data.dtype)
+            memo.update(zip(new, rows, strict=True))
         if not wanted:
             return np.zeros((0, self.shape[1]), dtype=self.data.dtype)
         return np.ascontiguousarray(np.stack([memo[key] for key in wanted]))
+
+    def _memo(self) -> dict[int, np.ndarray]:
+        """The memo of the current table, emptied when the table changes.
+
+        Loading other vectors (``from_disk``, ``from_bytes``, ``resize``) replaces ``data`` or
+        the n-gram settings.
+        """
+        settings = (self.minn, self.maxn, self.hash_count, self.hash_seed, self.bow, self.eow)
+        table = (self.data, *settings)
+        state = self.__dict__
+        held = state.get("_memo_table")
+        if held is None or held[0] is not table[0] or held[1:] != table[1:]:
+            state["_memo_table"] = table  # holds the array: its id cannot be reused meanwhile
+            state["_memo_rows"] = {}
+        memo: dict[int, np.ndarray] = state["_memo_rows"]
+        return memo
 
 
 def memoize_floret_vectors(nlp: Language) -> Language:
