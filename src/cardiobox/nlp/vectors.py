@@ -5,7 +5,7 @@ words never seen, from its character n-grams, in a table small enough to ship. T
 trained on the training notes' text only (never on an evaluation split).
 
 spaCy computes a floret vector afresh for every distinct word of every batch: hashing each
-word's character n-grams in Python took a third of the encoder's time on CardioCCC notes.
+word's character n-grams in Python cost several milliseconds a CardioCCC note, batch after batch.
 :func:`memoize_floret_vectors` keeps the vectors of words already seen.
 """
 
