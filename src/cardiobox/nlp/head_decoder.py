@@ -45,8 +45,8 @@ WINDOW = 8
 
 TOLERANCE = 1e-4
 """Decisions won by less are left to spaCy: the scores here are summed in another order and
-multiplied by another library than spaCy's, so they may differ from its in the last bits (up to
-about 1e-5 measured), and a near-tie could go the other way."""
+multiplied by another library than spaCy's, so they may differ from spaCy's in the last bits (up
+to about 1e-5 measured), and a near-tie could go the other way."""
 
 _STATE_FEATURES = 3  # spaCy's "ner" state: next token, entity start, token before the next
 
@@ -66,7 +66,7 @@ def can_decode(head: Any) -> bool:
         and no move left unseen in training.
     """
     model = getattr(head, "model", None)
-    if model is None or type(head.moves).__name__ != "BiluoPushDown":
+    if model is None or type(getattr(head, "moves", None)).__name__ != "BiluoPushDown":
         return False
     if getattr(head, "cfg", {}).get("beam_width", 1) != 1:
         return False
