@@ -105,7 +105,7 @@ def configure_tokenizer(nlp: Language, lang: str) -> None:
 
 
 _WARMED: weakref.WeakKeyDictionary[Language, tuple[int, set[str]]] = weakref.WeakKeyDictionary()
-_WARMED_LIMIT = 1_000_000
+_WARMED_LIMIT = 200_000  # chunks remembered per pipeline (about 20 MB) before starting afresh
 
 
 def _tokenize(nlp: Language, text: str) -> Doc:
