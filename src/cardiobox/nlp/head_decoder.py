@@ -180,16 +180,24 @@ def decode(
         rows = slice(offset, offset + len(doc))
         decoder = _NoteDecoder(doc, moves, weights, vectors[rows], next_token[rows], window)
         spans, margin = decoder.entities(closed_scores[rows])
-        found.append(spans if margin >= tolerance else _spacy_entities(head, doc))
+        found.append(spans if margin >= tolerance else spacy_entities(head, [doc])[0])
         offset += len(doc)
     return found
 
 
-def _spacy_entities(head: Any, doc: Doc) -> list[Span]:
-    """``head``'s entities in ``doc`` by spaCy's own loop (for notes with a near-tie)."""
-    doc.ents = ()
-    found = [Span(doc, e.start, e.end, label=e.label_) for e in head(doc).ents]
-    doc.ents = ()
+def spacy_entities(head: Any, docs: Sequence[Doc], batch_size: int = 16) -> list[list[Span]]:
+    """``head``'s entities in ``docs`` by spaCy's own loop; the notes' ``doc.ents`` left empty.
+
+    For heads :func:`can_decode` refuses, and for notes with a near-tie.
+    """
+    for doc in docs:
+        doc.ents = ()  # a head treats existing entities as fixed: start each one clean
+    found = [
+        [Span(doc, e.start, e.end, label=e.label_) for e in doc.ents]
+        for doc in head.pipe(docs, batch_size=batch_size)
+    ]
+    for doc in docs:
+        doc.ents = ()
     return found
 
 

@@ -31,7 +31,7 @@ from cardiobox.nlp.doc import (
     make_doc,
     split_sentences,
 )
-from cardiobox.nlp.head_decoder import can_decode, decode
+from cardiobox.nlp.head_decoder import can_decode, decode, spacy_entities
 from cardiobox.nlp.languages import check_language
 from cardiobox.nlp.maxout import use_fast_maxout
 from cardiobox.nlp.vectors import memoize_floret_vectors
@@ -176,13 +176,11 @@ def predict_entities(nlp: Language, docs: Sequence[Doc], batch_size: int = 16) -
     for entity_type in entity_types(nlp):
         head: Any = nlp.get_pipe(head_name(entity_type))
         if can_decode(head):
-            for spans, entities in zip(found, decode(head, docs), strict=True):
-                spans.extend(entities)
-            continue
-        for doc in docs:
-            doc.ents = ()  # a head treats existing entities as fixed: start each one clean
-        for spans, doc in zip(found, head.pipe(docs, batch_size=batch_size), strict=True):
-            spans.extend(Span(doc, e.start, e.end, label=e.label_) for e in doc.ents)
+            entities = decode(head, docs)
+        else:
+            entities = spacy_entities(head, docs, batch_size)
+        for spans, more in zip(found, entities, strict=True):
+            spans.extend(more)
     for spans, doc in zip(found, docs, strict=True):
         doc.ents = ()
         doc.spans[ENTITIES] = sorted(spans, key=lambda s: (s.start_char, s.end_char, s.label_))
