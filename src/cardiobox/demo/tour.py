@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -567,6 +568,67 @@ def notes(console: Console, workdir: Path) -> dict[str, Any]:
     console.print(
         "Negation is kept: a denied symptom is stored as an Observation with value false, a "
         "ruled-out disease as a refuted Condition; every resource points at its note and span."
+    )
+    out["transformer_option"] = transformer_option(console, workdir)
+    return out
+
+
+#: Notes per hospital that the transformer option reads in the tour (about 0.3 s a note).
+TRANSFORMER_NOTES = 5
+
+
+def transformer_option(console: Console, workdir: Path) -> dict[str, Any]:
+    """The transformer option on a few Dutch and Swedish notes, next to the lexicon's finds."""
+    from cardiobox.nlp.notes_io import store_notes
+    from cardiobox.nlp.pipeline import NotePipeline
+    from cardiobox.store.site_store import SiteStore
+
+    table = Table(
+        title="The transformer option (multilingual-e5-small, a tagger trained on Spanish notes) "
+        f"on {TRANSFORMER_NOTES} notes each",
+        title_justify="left",
+    )
+    for col in ("hospital", "entities: lexicon", "transformer", "both (same span and type)",
+                "notes/s"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "hospital" else "right")
+    out: dict[str, Any] = {}
+    for name, lang in NOTE_LANGUAGES.items():
+        path = workdir / f"{name}.duckdb"
+        if lang == "es" or not path.exists():
+            continue
+        with SiteStore(path, read_only=True) as store:
+            texts = [n.text for n in store_notes(store.con, lang)][:TRANSFORMER_NOTES]
+        found = {}
+        for source in ("lexicon", "transformer"):
+            pipeline = NotePipeline(lang, model=None if source == "lexicon" else source)
+            started = time.perf_counter()
+            found[source] = {
+                (i, s.start_char, s.end_char, s.label_)
+                for i, doc in enumerate(pipeline.pipe(texts))
+                for s in doc.spans["entities"]
+            }
+            rate = len(texts) / max(time.perf_counter() - started, 1e-9)
+        both = len(found["lexicon"] & found["transformer"])
+        table.add_row(
+            f"{name.removeprefix('hospital_')} ({lang})",
+            str(len(found["lexicon"])),
+            str(len(found["transformer"])),
+            str(both),
+            f"{rate:.1f}",
+        )
+        out[name] = {
+            "notes": len(texts),
+            "lexicon": len(found["lexicon"]),
+            "transformer": len(found["transformer"]),
+            "both": both,
+            "notes_per_second": round(rate, 2),
+        }
+    console.print(table)
+    console.print(
+        "No Dutch or Swedish notes were annotated for training: the transformer option's tagger "
+        "learnt from Spanish notes only and reads the others through a multilingual encoder "
+        "([bold]cardiobox nlp annotate --model transformer[/]). It is slow on a CPU and is not "
+        "the default; docs/nlp.md has its scores."
     )
     return out
 

@@ -2,7 +2,9 @@
 
 For a language with a trained model (``es``, ``en``, ``it`` ship one) the entities come from
 the model's taggers; for the others (``nl``, ``sv``, ``cs``, ``ro``) from the lexicon
-recogniser built from the data model's seven-language names and the drug lexicon. Then, in
+recogniser built from the data model's seven-language names and the drug lexicon. The
+transformer option (``model="transformer"``, :mod:`~cardiobox.nlp.transformer_ner`) tags
+notes of any of the seven languages with linear taggers over multilingual-e5-small. Then, in
 order: codes for the entities (:mod:`~cardiobox.nlp.link`), sentences, sections
 (:mod:`~cardiobox.nlp.sections`), negation, uncertainty, history and family
 (:mod:`~cardiobox.nlp.context`), and measurements (:mod:`~cardiobox.nlp.measurements`).
@@ -19,7 +21,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from cardiobox.nlp.context import apply_context
-from cardiobox.nlp.doc import make_doc, register_span_extensions, split_sentences
+from cardiobox.nlp.doc import ENTITIES, make_doc, register_span_extensions, split_sentences
 from cardiobox.nlp.langid import language_scores
 from cardiobox.nlp.languages import LANGUAGE_NAMES, check_language
 from cardiobox.nlp.lexicon import LexiconRecognizer
@@ -27,8 +29,11 @@ from cardiobox.nlp.link import link
 from cardiobox.nlp.measurements import extract_measurements
 from cardiobox.nlp.ner import load_pipeline, predict_entities
 from cardiobox.nlp.sections import split_sections
+from cardiobox.nlp.transformer_ner import WEIGHTS_FILE, TransformerTagger
 
 MODELS_DIR = Path(__file__).parent / "models"
+#: Folder of the shipped transformer tagger (multilingual: one for every language).
+TRANSFORMER_DIR = MODELS_DIR / "e5"
 
 #: Notes larger than this are refused (a note is not a book; split it first).
 MAX_NOTE_CHARS = 2_000_000
@@ -51,6 +56,16 @@ def entity_model(lang: str) -> Language | None:
     return load_pipeline(path) if path is not None else None
 
 
+@cache
+def transformer_tagger(folder: Path = TRANSFORMER_DIR) -> TransformerTagger:
+    """Transformer taggers (loaded once): the shipped ones, or those of ``folder``."""
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(
+            f"no transformer tagger in {folder}: train one with `cardiobox nlp train --transformer`"
+        )
+    return TransformerTagger.load(folder)
+
+
 class NotePipeline:
     """Annotate notes of one language.
 
@@ -60,7 +75,9 @@ class NotePipeline:
         Language of the notes.
     model : str, Path or None
         Entity model folder; ``"shipped"`` (default) uses the shipped model of the language if
-        there is one, ``None`` uses the lexicon recogniser only.
+        there is one, ``None`` uses the lexicon recogniser only, ``"transformer"`` the shipped
+        transformer tagger (a folder of one from ``cardiobox nlp train --transformer`` is
+        recognised by its ``taggers.npz``).
     batch_size : int
         Notes tagged together.
     check_language : bool
@@ -77,10 +94,16 @@ class NotePipeline:
         self.lang = check_language_code(lang)
         self.batch_size = batch_size
         self.check_language = check_language
+        self.transformer: TransformerTagger | None = None
+        self.model: Language | None = None
         if model == "shipped":
             self.model = entity_model(self.lang)
+        elif model == "transformer":
+            self.transformer = transformer_tagger()
         elif model is None:
-            self.model = None
+            pass
+        elif (Path(model) / WEIGHTS_FILE).is_file():
+            self.transformer = transformer_tagger(Path(model).resolve())
         else:
             self.model = load_pipeline(model)
             if self.model.lang != self.lang:
@@ -90,7 +113,9 @@ class NotePipeline:
 
     @property
     def entity_source(self) -> str:
-        """``model`` or ``lexicon``: where the entities come from."""
+        """``model``, ``transformer`` or ``lexicon``: where the entities come from."""
+        if self.transformer is not None:
+            return "transformer"
         return "model" if self.model is not None else "lexicon"
 
     def _check(self, text: str, index: int) -> None:
@@ -112,7 +137,12 @@ class NotePipeline:
                 )
 
     def _finish(self, doc: Doc) -> Doc:
-        if self.model is None:
+        if self.transformer is not None:
+            spans = [
+                doc.char_span(s.start, s.end, label=s.label) for s in self.transformer.predict(doc)
+            ]
+            doc.spans[ENTITIES] = [s for s in spans if s is not None]
+        elif self.model is None:
             self.lexicon(doc)
         link(doc)
         split_sentences(doc)

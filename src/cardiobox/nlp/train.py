@@ -390,3 +390,82 @@ def save_pipeline(nlp: Language, report: TrainingReport, out: str | Path) -> Pat
     nlp.to_disk(path)
     (path / "training.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
     return path
+
+
+def train_transformer(
+    data: str | Path,
+    out: str | Path,
+    *,
+    hidden: int = 256,
+    max_epochs: int = 30,
+    dev_share: float = 0.1,
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Train the transformer option's tagger on the CardioCCC Spanish train notes.
+
+    Every note is encoded once by multilingual-e5-small (:mod:`cardiobox.nlp.e5_encoder`,
+    about a second a note on one core); a one-hidden-layer network learns the tags of the
+    four types (:mod:`cardiobox.nlp.transformer_ner`). The notes held out (``dev_share``,
+    the same draw as :func:`collect_training_data`'s) give the development scores written
+    with the tagger.
+
+    Parameters
+    ----------
+    data : str or Path
+        Folder with ``cardioccc_es/`` (as for :func:`collect_training_data`).
+    out : str or Path
+        Folder for ``taggers.npz`` and ``meta.json``.
+    hidden, max_epochs : int
+        The network's hidden units and its most passes over the tokens.
+    dev_share : float
+        The held-out share of the notes.
+    seed : int
+        Seed of the held-out draw and of the network.
+    progress : callable, optional
+        ``progress(step, done, total)``, step ``encoding`` then ``scoring``.
+
+    Returns
+    -------
+    dict
+        What ``meta.json`` holds.
+    """
+    from cardiobox.nlp.transformer_ner import train_taggers
+
+    started = time.perf_counter()
+    root = Path(data)
+    cardioccc = read_brat(_need(root / "cardioccc_es" / "train"), "es", strict=False)
+    train, dev = _split_dev(cardioccc, dev_share, seed)
+    types = ["DISEASE", "SYMPTOM", "PROCEDURE", "MEDICATION"]
+
+    def tokenise(text: str) -> Doc:
+        return make_doc(text, "es", None, sentences=False)
+
+    tagger = train_taggers(
+        train,
+        tokenise,
+        labels=types,
+        hidden=hidden,
+        seed=seed,
+        max_epochs=max_epochs,
+        progress=(lambda done, total: progress("encoding", done, total)) if progress else None,
+    )
+    predicted: dict[str, list[Span]] = {}
+    for i, document in enumerate(dev):
+        predicted[document.doc_id] = tagger.predict(tokenise(document.text))
+        if progress:
+            progress("scoring", i + 1, len(dev))
+    gold = {d.doc_id: [s for s in d.spans if s.label in types] for d in dev}
+    dev_scores = score(gold, predicted, labels=types)
+    tagger.meta.update(
+        {
+            "training_data": "CardioCCC es train (all four types)",
+            "dev_notes": len(dev),
+            "dev_share": dev_share,
+            "seed": seed,
+            "dev_scores": dev_scores.to_dict(),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
+    tagger.save(out)
+    return {"labels": tagger.labels, **tagger.meta}
