@@ -61,6 +61,10 @@ def test_demo_json(tmp_path: Path) -> None:
         assert n["store"]["quarantined"] == 0, name
         assert n["store"]["stored"] == n["resources"], name
         assert 0 < n["absent_symptoms"] <= n["entities"]["SYMPTOM"], name
+    transformer = summary["transformer_option"]
+    assert set(transformer) == {"hospital_nl", "hospital_se"}
+    for name, t in transformer.items():
+        assert t["notes"] > 0 and t["transformer"] > 0 and t["both"] <= t["lexicon"], name
     catalogue = summary["catalogue"]
     assert all(site["accepted"] and site["variables"] > 0 for site in catalogue["sites"].values())
     for query, found in catalogue["searches"].items():

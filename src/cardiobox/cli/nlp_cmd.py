@@ -131,7 +131,8 @@ def train(
             "--transformer",
             help="Train the transformer option instead: a small tagger over "
             "multilingual-e5-small, from the CardioCCC Spanish notes (--lang es), for notes in "
-            "every language (--max-epochs, --seed and --hidden apply). About 10 minutes.",
+            "every language. Only --max-epochs, --seed and --hidden apply (the other options "
+            "shape the spaCy model). About 10 minutes.",
         ),
     ] = False,
     hidden: Annotated[
@@ -139,7 +140,10 @@ def train(
     ] = 256,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the entity model of one language from annotated notes (train splits only)."""
+    """Train the entity model of a language, or the transformer option's tagger (--transformer).
+
+    From annotated notes of the train splits only.
+    """
     from dataclasses import asdict
 
     if transformer:
@@ -298,7 +302,7 @@ def annotate(
                 store.close()
     except CardioboxError as exc:
         raise fail(exc, as_json) from None
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         raise fail(str(exc), as_json) from None
     if as_json:
         emit_json(summary)

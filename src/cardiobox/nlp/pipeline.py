@@ -4,7 +4,7 @@ For a language with a trained model (``es``, ``en``, ``it`` ship one) the entiti
 the model's taggers; for the others (``nl``, ``sv``, ``cs``, ``ro``) from the lexicon
 recogniser built from the data model's seven-language names and the drug lexicon. The
 transformer option (``model="transformer"``, :mod:`~cardiobox.nlp.transformer_ner`) tags
-notes of any of the seven languages with linear taggers over multilingual-e5-small. Then, in
+notes of any of the seven languages with a small tagger over multilingual-e5-small. Then, in
 order: codes for the entities (:mod:`~cardiobox.nlp.link`), sentences, sections
 (:mod:`~cardiobox.nlp.sections`), negation, uncertainty, history and family
 (:mod:`~cardiobox.nlp.context`), and measurements (:mod:`~cardiobox.nlp.measurements`).
@@ -103,7 +103,7 @@ class NotePipeline:
         elif model is None:
             pass
         elif (Path(model) / WEIGHTS_FILE).is_file():
-            self.transformer = transformer_tagger(Path(model).resolve())
+            self.transformer = transformer_tagger(Path(model))
         else:
             self.model = load_pipeline(model)
             if self.model.lang != self.lang:

@@ -468,4 +468,4 @@ def train_transformer(
         }
     )
     tagger.save(out)
-    return {"labels": tagger.labels, **tagger.meta}
+    return {**tagger.meta, "labels": tagger.labels, "layer": tagger.layer}

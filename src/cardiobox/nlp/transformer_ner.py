@@ -11,8 +11,8 @@ ships 4-bit weights only): the tagger is the only trained part, about 1 MB.
 
 Why the sixth layer: on the notes held out of training (26), taggers on single layers 4, 6, 8
 and 10 scored alike (strict F1 0.50-0.52 when trained on 60 notes) and the last layer clearly
-worse (0.41); the sixth is the middle one, where XLM-R's states are known to carry most across
-languages, and half the encoder's cost.
+worse (0.41); the sixth is the middle one (middle layers of multilingual encoders are often
+reported to be the least tied to one language), at half the encoder's cost.
 
 The encoder is multilingual: a tagger trained on the Spanish notes tags notes in any of the
 seven languages. It is also slow on a CPU (about a second a CardioCCC note on one core,
@@ -42,6 +42,7 @@ OUTSIDE, BEGIN, INSIDE = 0, 1, 2
 WEIGHTS_FILE = "taggers.npz"
 META_FILE = "meta.json"
 FORMAT = "cardiobox-e5-tagger/1"
+_ARRAYS = ("hidden_weights", "hidden_bias", "output_weights", "output_bias")
 #: The encoder layer the tagger reads.
 LAYER = 6
 
@@ -187,7 +188,11 @@ class TransformerTagger:
         return out
 
     def scores(self, doc: Doc, encoder: E5Encoder | None = None) -> np.ndarray:
-        """Log-probabilities of O, B and I for every type and token: (types, tokens, 3).
+        """Log-scores of O, B and I for every type and token: (types, tokens, 3).
+
+        B and I are the network's two logistic outputs for the type, O is 1 - B - I floored
+        at 1e-6: not normalised probabilities when B + I exceeds 1, but what the decoding
+        (:func:`best_tags`) compares.
 
         Parameters
         ----------
@@ -238,27 +243,47 @@ class TransformerTagger:
             output_weights=self.output_weights.astype(np.float32),
             output_bias=self.output_bias.astype(np.float32),
         )
-        meta = {"format": FORMAT, "labels": self.labels, "layer": self.layer, **self.meta}
+        meta = {**self.meta, "format": FORMAT, "labels": self.labels, "layer": self.layer}
         (path / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         return path
 
     @classmethod
     def load(cls, folder: str | Path) -> TransformerTagger:
-        """Read a tagger written by :meth:`save`."""
+        """Read a tagger written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            When the folder holds no tagger or a damaged one (the message says what).
+        """
         path = Path(folder)
-        meta = json.loads((path / META_FILE).read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} holds no cardiobox e5 tagger (format {meta.get('format')})")
-        labels = [str(label) for label in meta.pop("labels")]
-        layer = int(meta.pop("layer"))
-        with np.load(path / WEIGHTS_FILE) as data:
-            hidden_weights, hidden_bias = data["hidden_weights"], data["hidden_bias"]
-            output_weights, output_bias = data["output_weights"], data["output_bias"]
-        if output_weights.shape[1] != 2 * len(labels) or hidden_weights.shape[0] != 3 * 384:
-            raise ValueError(f"{path}: the weights do not match the labels {labels}")
-        return cls(
-            labels, hidden_weights, hidden_bias, output_weights, output_bias, meta, layer=layer
+        try:
+            meta = json.loads((path / META_FILE).read_text())
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                found = meta.get("format") if isinstance(meta, dict) else None
+                raise ValueError(f"holds no cardiobox e5 tagger (format {found})")
+            labels = [str(label) for label in meta.pop("labels")]
+            layer = int(meta.pop("layer"))
+            with np.load(path / WEIGHTS_FILE) as data:
+                arrays = {name: data[name] for name in _ARRAYS}
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: not a usable e5 tagger: {exc}") from exc
+        unknown = sorted(set(labels) - set(ENTITY_TYPES))
+        if unknown or not labels:
+            raise ValueError(f"{path}: labels {labels} are not among {list(ENTITY_TYPES)}")
+        if not 1 <= layer <= 12:
+            raise ValueError(f"{path}: layer {layer} is not 1 to 12")
+        hidden_w, hidden_b = arrays["hidden_weights"], arrays["hidden_bias"]
+        output_w, output_b = arrays["output_weights"], arrays["output_bias"]
+        units = hidden_b.shape[0] if hidden_b.ndim == 1 else -1
+        shapes_agree = (
+            hidden_w.shape == (3 * 384, units)
+            and output_w.shape == (units, 2 * len(labels))
+            and output_b.shape == (2 * len(labels),)
         )
+        if not shapes_agree:
+            raise ValueError(f"{path}: the weights' shapes do not fit each other or {labels}")
+        return cls(labels, hidden_w, hidden_b, output_w, output_b, meta, layer=layer)
 
 
 def train_taggers(
@@ -276,7 +301,8 @@ def train_taggers(
 
     scikit-learn's ``MLPClassifier`` (Adam, L2 1e-4, batches of 256 tokens), stopped when
     the share ``validation`` of the tokens, drawn with ``seed``, has not improved for three
-    epochs.
+    epochs (the tokens are drawn one by one, not by note, so neighbours of training tokens
+    are among them: the stopping signal is somewhat optimistic).
 
     Parameters
     ----------
