@@ -166,9 +166,14 @@ class E5Encoder:
             self._tensors[name] = (start, nbytes)
         self._word_cache: dict[str, list[tuple[int, int]]] = {}
 
+    def _matrix_shapes(self) -> dict[str, tuple[int, int]]:
+        """A layer's matrices as stored: (out, in)."""
+        h, ff = self.hidden, self.ffn
+        return {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (ff, h), "fo": (h, ff)}
+
     def _check_tensors(self) -> None:
         """Every tensor the encoder reads is there, with the size its shape implies."""
-        h, ff = self.hidden, self.ffn
+        h = self.hidden
 
         def q4(rows: int, cols: int) -> int:
             return rows * cols // _QK * _BLOCK_BYTES
@@ -180,8 +185,7 @@ class E5Encoder:
             "emb.ln.b": 4 * h,
         }
         for layer in range(self.layers):
-            for part, (rows, cols) in {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h),
-                                       "fi": (ff, h), "fo": (h, ff)}.items():  # fmt: skip
+            for part, (rows, cols) in self._matrix_shapes().items():
                 sizes[f"l{layer}.{part}.w"] = q4(rows, cols)
                 sizes[f"l{layer}.{part}.b"] = 4 * rows
             for norm in ("aln", "oln"):
@@ -219,11 +223,8 @@ class E5Encoder:
         """
         cache: dict[int, dict[str, np.ndarray]] = self.__dict__.setdefault("_layer_cache", {})
         if layer not in cache:
-            h, ff = self.hidden, self.ffn
-            shapes = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (ff, h)}
-            shapes["fo"] = (h, ff)
             w: dict[str, np.ndarray] = {}
-            for part, (rows, cols) in shapes.items():
+            for part, (rows, cols) in self._matrix_shapes().items():
                 matrix = _dequantise(self._raw(f"l{layer}.{part}.w"), rows, cols)
                 w[f"{part}.w"] = np.ascontiguousarray(matrix.T)
                 w[f"{part}.b"] = self._floats(f"l{layer}.{part}.b")
