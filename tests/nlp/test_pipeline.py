@@ -101,3 +101,18 @@ def test_a_model_folder_is_told_apart_by_its_files(tmp_path: Path) -> None:
     spacy_folder = model_path("en")
     assert spacy_folder is not None and (spacy_folder / "meta.json").is_file()
     assert NotePipeline("en", model=spacy_folder).entity_source == "model"
+
+
+def test_a_retrained_tagger_is_read_anew(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from cardiobox.nlp.pipeline import TRANSFORMER_DIR
+
+    folder = tmp_path / "mine"
+    shutil.copytree(TRANSFORMER_DIR, folder)
+    first = transformer_tagger(folder)
+    assert transformer_tagger(folder) is first  # loaded once
+    weights = folder / "taggers.npz"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert transformer_tagger(folder) is not first

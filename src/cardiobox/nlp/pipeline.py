@@ -56,13 +56,21 @@ def entity_model(lang: str) -> Language | None:
     return load_pipeline(path) if path is not None else None
 
 
-@cache
 def transformer_tagger(folder: Path = TRANSFORMER_DIR) -> TransformerTagger:
-    """Transformer taggers (loaded once): the shipped ones, or those of ``folder``."""
-    if not (folder / WEIGHTS_FILE).is_file():
+    """The transformer option's tagger: the shipped one, or that of ``folder``.
+
+    Loaded once per folder and version of its weights file (a retrained tagger is read anew).
+    """
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
         raise FileNotFoundError(
             f"no transformer tagger in {folder}: train one with `cardiobox nlp train --transformer`"
         )
+    return _load_tagger(folder.resolve(), weights.stat().st_mtime_ns)
+
+
+@cache
+def _load_tagger(folder: Path, _version: int) -> TransformerTagger:
     return TransformerTagger.load(folder)
 
 

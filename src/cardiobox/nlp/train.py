@@ -34,7 +34,7 @@ from thinc.api import set_dropout_rate
 
 from cardiobox.errors import CardioboxError, Location
 from cardiobox.nlp.corpus import Corpus, Document, Span, read_bio, read_brat
-from cardiobox.nlp.doc import make_doc
+from cardiobox.nlp.doc import ENTITY_TYPES, make_doc
 from cardiobox.nlp.evaluate import Scores, score
 from cardiobox.nlp.ner import (
     ENCODER,
@@ -436,7 +436,7 @@ def train_transformer(
     root = Path(data)
     cardioccc = read_brat(_need(root / "cardioccc_es" / "train"), "es", strict=False)
     train, dev = _split_dev(cardioccc, dev_share, seed)
-    types = ["DISEASE", "SYMPTOM", "PROCEDURE", "MEDICATION"]
+    types = list(ENTITY_TYPES)
 
     def tokenise(text: str) -> Doc:
         return make_doc(text, "es", None, sentences=False)
