@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 
-from cardiobox.nlp.doc import make_doc
+from cardiobox.nlp import doc as doc_module
+from cardiobox.nlp.doc import make_doc, register_span_extensions, set_span_attributes
 from cardiobox.nlp.languages import LANGUAGES, LanguageError, check_language
 
 
@@ -74,3 +77,16 @@ def test_note_text_of_a_part_is_the_part() -> None:
     part = doc[4:].as_doc(copy_user_data=True)
     assert note_text(part) == part.text == "Dr. Pérez."
     assert note_text(make_doc("", "es")) == ""
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_span_attributes_set_in_bulk_read_back_through_span_underscore(direct: bool) -> None:
+    register_span_extensions()
+    doc = make_doc("Sin disnea ni dolor torácico.", "es")
+    spans = [doc[1:2], doc[3:5]]
+    with mock.patch.object(doc_module, "_values_in_user_data", lambda: direct):
+        set_span_attributes(doc, spans, ["negated", "code"], [[True, "a|1"], [False, None]])
+    assert (spans[0]._.negated, spans[0]._.code) == (True, "a|1")
+    assert (spans[1]._.negated, spans[1]._.code) == (False, None)
+    assert doc[1:2]._.negated is True  # the same span made anew
+    assert doc_module._values_in_user_data()  # spaCy stores them where assumed

@@ -71,3 +71,16 @@ def test_string_keys_and_reloaded_tables() -> None:
     assert (vectors["disnea"] == 1).all()
     vectors.from_bytes(saved)
     assert (vectors["disnea"] == plain["disnea"]).all()
+
+
+def test_memo_table_grows_past_its_first_rows() -> None:
+    nlp = _floret_pipeline()
+    words = [f"palabra{i}" for i in range(3000)]
+    keys = np.array([nlp.vocab.strings.add(w) for w in words], dtype=np.uint64)
+    expected = nlp.vocab.vectors.get_batch(keys.tolist())
+    vectors = memoize_floret_vectors(nlp).vocab.vectors
+    # a Doc's ORTH column is an array of hashes: first some, then all, then all reversed
+    assert (vectors.get_batch(keys[:700]) == expected[:700]).all()
+    assert (vectors.get_batch(keys) == expected).all()
+    assert (vectors.get_batch(keys[::-1]) == expected[::-1]).all()
+    assert len(vectors._memo()) == 3000

@@ -46,7 +46,13 @@ from pydantic import (
 from spacy.attrs import IS_PUNCT, IS_SPACE, LIKE_NUM, ORTH, SENT_START
 from spacy.tokens import Doc, Span
 
-from cardiobox.nlp.doc import ENTITIES, MEASUREMENTS, SECTIONS, blank_pipeline
+from cardiobox.nlp.doc import (
+    ENTITIES,
+    MEASUREMENTS,
+    SECTIONS,
+    blank_pipeline,
+    set_span_attributes,
+)
 from cardiobox.nlp.languages import load_language_model
 from cardiobox.nlp.sections import fold_text
 
@@ -572,10 +578,7 @@ class ConText:
         if self.use_sections and SECTIONS in doc.spans:
             _section_flags(doc, starts, flags)
         values = np.stack([flags[c] for c in CATEGORIES], axis=1).tolist()
-        for span, row in zip(spans, values, strict=True):
-            extensions = span._
-            for category, value in zip(CATEGORIES, row, strict=True):
-                setattr(extensions, category, value)
+        set_span_attributes(doc, spans, CATEGORIES, values)
         return doc
 
     def scopes(self, doc: Doc) -> list[Scope]:

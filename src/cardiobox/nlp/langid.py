@@ -27,7 +27,11 @@ def _stop_words(lang: str) -> frozenset[str]:
 def language_scores(text: str, max_words: int = 2000) -> dict[str, int]:
     """Function words of each language among the first ``max_words`` words of ``text``."""
     counts = Counter(w.lower() for w in _WORD.findall(text[: max_words * 12])[:max_words])
-    return {lang: sum(n for w, n in counts.items() if w in _stop_words(lang)) for lang in LANGUAGES}
+    scores = {}
+    for lang in LANGUAGES:
+        stop_words = _stop_words(lang)
+        scores[lang] = sum(n for w, n in counts.items() if w in stop_words)
+    return scores
 
 
 def detect_language(text: str, max_words: int = 2000) -> tuple[str | None, float]:

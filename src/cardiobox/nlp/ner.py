@@ -31,6 +31,7 @@ from cardiobox.nlp.doc import (
     make_doc,
     split_sentences,
 )
+from cardiobox.nlp.fast_encoder import encode
 from cardiobox.nlp.head_decoder import can_decode, decode, spacy_entities
 from cardiobox.nlp.languages import check_language
 from cardiobox.nlp.maxout import use_fast_maxout
@@ -171,7 +172,8 @@ def predict_entities(nlp: Language, docs: Sequence[Doc], batch_size: int = 16) -
         Notes encoded together.
     """
     encoder: Any = nlp.get_pipe(ENCODER)
-    list(encoder.pipe(docs, batch_size=batch_size))
+    if not encode(encoder, docs):
+        list(encoder.pipe(docs, batch_size=batch_size))
     found: list[list[Span]] = [list(doc.spans[ENTITIES]) for doc in docs]
     for entity_type in entity_types(nlp):
         head: Any = nlp.get_pipe(head_name(entity_type))

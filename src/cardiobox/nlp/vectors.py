@@ -83,12 +83,34 @@ def train_floret_vectors(
     memoize_floret_vectors(nlp)
 
 
+class _Memo:
+    """The remembered rows: word key → row of a table that grows by doubling."""
+
+    def __init__(self, width: int, dtype: Any) -> None:
+        self.index: dict[int, int] = {}
+        self.rows = np.zeros((1024, width), dtype=dtype)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, keys: list[int], rows: Any) -> None:
+        count = len(self.index)
+        needed = count + len(keys)
+        if needed > len(self.rows):
+            grown = np.zeros((max(needed, 2 * len(self.rows)), self.rows.shape[1]), self.rows.dtype)
+            grown[:count] = self.rows[:count]
+            self.rows = grown
+        self.rows[count:needed] = rows
+        self.index.update(zip(keys, range(count, needed), strict=True))
+
+
 class MemoFloretVectors(Vectors):  # type: ignore[misc]  # spaCy's Cython class is untyped
     """Floret vectors that remember the vector of every word they have computed.
 
     A word's floret vector is the mean of its n-grams' rows, whatever else is in the batch, so
     a remembered vector is the one spaCy would compute, to the bit. At most ``limit`` words
-    are kept (64 floats each); past that the memo starts again empty.
+    are kept (64 floats each); past that the memo starts again empty. The remembered rows are
+    one table, so that a batch's vectors are one fancy-indexing of it.
     """
 
     limit = 200_000
@@ -96,21 +118,28 @@ class MemoFloretVectors(Vectors):  # type: ignore[misc]  # spaCy's Cython class 
     def get_batch(self, keys: Iterable[Any]) -> Any:
         """The vectors of ``keys`` (strings or their hashes), one row each, as spaCy's."""
         memo = self._memo()
-        given = list(keys)
-        wanted = [get_string_id(key) for key in given]
-        new = {k: key for k, key in zip(wanted, given, strict=True) if k not in memo}
+        if isinstance(keys, np.ndarray) and keys.dtype.kind in "iu":
+            given: list[Any] = keys.tolist()  # hashes already (a Doc's ORTH column)
+            wanted: list[int] = given
+        else:
+            given = list(keys)  # strings pass as strings: the store may not hold them
+            wanted = [get_string_id(key) for key in given]
+        if not wanted:
+            return np.zeros((0, self.shape[1]), dtype=self.data.dtype)
+        index = memo.index
+        new = {k: key for k, key in zip(wanted, given, strict=True) if k not in index}
         if new and len(memo) + len(new) > self.limit:
-            memo.clear()
+            memo = self._memo(restart=True)
+            index = memo.index
             new = dict(zip(wanted, given, strict=True))
         if new:
             rows = np.asarray(super().get_batch(list(new.values())), self.data.dtype)
-            memo.update(zip(new, rows, strict=True))
-        if not wanted:
-            return np.zeros((0, self.shape[1]), dtype=self.data.dtype)
-        return np.ascontiguousarray(np.stack([memo[key] for key in wanted]))
+            memo.add(list(new), rows)
+        rows = np.fromiter(map(index.__getitem__, wanted), dtype=np.intp, count=len(wanted))
+        return memo.rows[rows]
 
-    def _memo(self) -> dict[int, np.ndarray]:
-        """The memo of the current table, emptied when the table changes.
+    def _memo(self, restart: bool = False) -> _Memo:
+        """The memo of the current table, emptied when the table changes (or on ``restart``).
 
         Loading other vectors (``from_disk``, ``from_bytes``, ``resize``) replaces ``data`` or
         the n-gram settings.
@@ -119,10 +148,10 @@ class MemoFloretVectors(Vectors):  # type: ignore[misc]  # spaCy's Cython class 
         table = (self.data, *settings)
         state = self.__dict__
         held = state.get("_memo_table")
-        if held is None or held[0] is not table[0] or held[1:] != table[1:]:
+        if restart or held is None or held[0] is not table[0] or held[1:] != table[1:]:
             state["_memo_table"] = table  # holds the array: its id cannot be reused meanwhile
-            state["_memo_rows"] = {}
-        memo: dict[int, np.ndarray] = state["_memo_rows"]
+            state["_memo_rows"] = _Memo(self.shape[1], self.data.dtype)
+        memo: _Memo = state["_memo_rows"]
         return memo
 
 
