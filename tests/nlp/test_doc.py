@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from unittest import mock
 
 import pytest
@@ -90,3 +91,27 @@ def test_span_attributes_set_in_bulk_read_back_through_span_underscore(direct: b
     assert (spans[1]._.negated, spans[1]._.code) == (False, None)
     assert doc[1:2]._.negated is True  # the same span made anew
     assert doc_module._values_in_user_data()  # spaCy stores them where assumed
+
+
+SENTENCE_PIECES = ["a", ".", "..", "!", "?", ";", "\n", "\n\n", "(", ")", ",", "-", "Dolor"]
+SENTENCE_PIECES += ["3.5", "Dr.", "  ", "¿", "'", '"', "...", "x", "mg/dL", "FEVI"]
+
+
+@pytest.mark.parametrize("lang", ["es", "sv"])
+def test_sentence_marks_are_spacys_sentencizers(lang: str) -> None:
+    rng = random.Random(lang)
+    texts = ["", ".", "Sin dolor. Disnea;\n- FEVI 35 %.\n\nTratamiento: furosemida!"]
+    texts += [
+        "".join(rng.choice(SENTENCE_PIECES) + rng.choice(["", " "]) for _ in range(n))
+        for n in (rng.randint(1, 80) for _ in range(300))
+    ]
+    sentencizer = doc_module.blank_pipeline(lang).get_pipe("sentencizer")
+    for i, text in enumerate(texts):
+        mine, theirs = make_doc(text, lang, sentences=False), make_doc(text, lang, sentences=False)
+        if len(mine) > 3 and i % 3 == 0:  # marks set before are kept, as spaCy keeps them
+            for doc in (mine, theirs):
+                doc[2].is_sent_start = False
+                doc[-1].is_sent_start = True
+        doc_module.split_sentences(mine)
+        sentencizer(theirs)
+        assert [t.is_sent_start for t in mine] == [t.is_sent_start for t in theirs], text

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import spacy
 from spacy.vectors import Vectors
 
+from cardiobox.nlp.doc import make_doc
+from cardiobox.nlp.ner import load_pipeline
+from cardiobox.nlp.pipeline import model_path
 from cardiobox.nlp.vectors import MemoFloretVectors, memoize_floret_vectors
 
 WORDS = ["disnea", "de", "esfuerzo", ",", "furosemida", "40", "mg", "disnea", "FEVI", "de"]
@@ -84,3 +88,36 @@ def test_memo_table_grows_past_its_first_rows() -> None:
     assert (vectors.get_batch(keys) == expected).all()
     assert (vectors.get_batch(keys[::-1]) == expected[::-1]).all()
     assert len(vectors._memo()) == 3000
+
+
+@pytest.mark.parametrize(("hash_count", "minn", "maxn"), [(1, 3, 5), (2, 2, 4), (4, 4, 6)])
+def test_remembered_ngrams_give_spacy_rows_for_any_word(
+    hash_count: int, minn: int, maxn: int
+) -> None:
+    nlp = spacy.blank("es")
+    table = np.random.default_rng(hash_count).normal(size=(97, 6)).astype(np.float32)
+    nlp.vocab.vectors = Vectors(
+        strings=nlp.vocab.strings,
+        data=table,
+        mode="floret",
+        minn=minn,
+        maxn=maxn,
+        hash_count=hash_count,
+    )
+    words = ["Cardiopatía", "isquémica", "ß", "日本語", "a", "x" * 60, "NT-proBNP", "40", "ř"]
+    words += [w.upper() for w in words] + ["cardiopatía"]
+    expected = nlp.vocab.vectors.get_batch(words)
+    vectors = memoize_floret_vectors(nlp).vocab.vectors
+    for _ in range(2):  # the n-grams computed, then remembered
+        assert (vectors.get_batch(words) == expected).all()
+        vectors._memo().index.clear()  # words forgotten: their rows come from the n-grams again
+
+
+def test_shipped_vectors_are_spacys_to_the_bit() -> None:
+    nlp = load_pipeline(model_path("es"))
+    vectors = nlp.vocab.vectors
+    assert isinstance(vectors, MemoFloretVectors)
+    text = "Paciente con cardiopatía isquémica, FEVI 35 %, NT-proBNP 2.340 pg/mL; furosemida."
+    keys = make_doc(text * 3, "es", nlp).to_array("ORTH")
+    expected = Vectors.get_batch(vectors, keys.tolist())  # spaCy's own computation
+    assert (vectors.get_batch(keys) == expected).all()

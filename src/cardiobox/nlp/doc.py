@@ -22,8 +22,11 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 
+import numpy as np
 import spacy
+from spacy.attrs import IS_PUNCT, ORTH, SENT_START
 from spacy.language import Language
+from spacy.strings import get_string_id
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
@@ -182,9 +185,33 @@ def note_text(doc: Doc) -> str:
 
 
 def split_sentences(doc: Doc) -> Doc:
-    """Mark sentence starts in ``doc`` (full stops, ``!``, ``?``, ``;`` and line ends)."""
-    sentencizer = blank_pipeline(doc.lang_).get_pipe("sentencizer")
-    return sentencizer(doc)
+    """Mark sentence starts in ``doc`` (full stops, ``!``, ``?``, ``;`` and line ends).
+
+    The marks are those of spaCy's rule ``Sentencizer`` (configured in
+    :func:`blank_pipeline`), computed on the note's token arrays instead of token by token: a
+    sentence starts at the first token, and at the first token after a sentence-ending
+    character that is neither punctuation nor such a character; tokens already marked keep
+    their mark.
+    """
+    sentencizer: Any = blank_pipeline(doc.lang_).get_pipe("sentencizer")
+    n = len(doc)
+    if not n or sentencizer.overwrite:
+        return sentencizer(doc)  # type: ignore[no-any-return]
+    ends = np.array([get_string_id(c) for c in sentencizer.punct_chars], dtype=np.uint64)
+    orth = doc.to_array(ORTH)
+    marked = doc.to_array(SENT_START).astype(np.int64)
+    ending = np.isin(orth, ends)
+    word = ~ending & (doc.to_array(IS_PUNCT) == 0)
+    # first word token at or after each position (n: none)
+    next_word = np.minimum.accumulate(np.where(word, np.arange(n), n)[::-1])[::-1]
+    starts = np.zeros(n, dtype=bool)
+    starts[0] = True
+    following = next_word[np.flatnonzero(ending[:-1]) + 1]
+    starts[following[following < n]] = True
+    marks = np.where(marked != 0, marked, np.where(starts, 1, -1))
+    values: Any = marks.astype(np.uint64).reshape(n, 1)  # -1 wraps, as to_array gives it
+    doc.from_array([SENT_START], values)
+    return doc
 
 
 #: Attributes that components set on spans, with their defaults.
@@ -253,3 +280,27 @@ def set_span_attributes(
         start, end = span.start_char, span.end_char
         for name, value in zip(names, row, strict=True):
             data["._.", name, start, end] = value
+
+
+def span_attribute(doc: Doc, spans: Sequence[Span], name: str) -> list[Any]:
+    """Attribute ``name`` of each of ``spans``, as ``span._.name`` reads it (default included).
+
+    Parameters
+    ----------
+    doc : spacy.tokens.Doc
+        The document the spans belong to.
+    spans : sequence of Span
+        Spans of ``doc``.
+    name : str
+        A registered span attribute without getter (those of :data:`SPAN_EXTENSIONS`).
+
+    Returns
+    -------
+    list
+        One value per span.
+    """
+    if not _values_in_user_data():
+        return [getattr(span._, name) for span in spans]
+    default = Span.get_extension(name)[0]
+    data: dict[Any, Any] = doc.user_data
+    return [data.get(("._.", name, span.start_char, span.end_char), default) for span in spans]

@@ -36,7 +36,7 @@ import re
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,7 +46,7 @@ import scipy.sparse as sp
 from spacy.tokens import Doc, Span
 
 from cardiobox.cache import default_cache_dir
-from cardiobox.nlp.doc import ENTITIES, blank_pipeline
+from cardiobox.nlp.doc import ENTITIES, blank_pipeline, note_text, span_attribute
 from cardiobox.nlp.languages import LANGUAGES, check_language
 from cardiobox.nlp.lexicon import (
     Concept,
@@ -100,6 +100,7 @@ class LinkMatch:
     term: str
 
 
+@lru_cache(maxsize=1 << 16)  # mentions repeat from note to note
 def normalise_mention(text: str) -> str:
     """Case and accents folded, whitespace collapsed, edge punctuation stripped.
 
@@ -579,12 +580,18 @@ class Linker:
         """Set ``code`` and ``variable`` on the entity spans of ``doc`` that have no code."""
         if ENTITIES not in doc.spans:
             return doc
+        spans = list(doc.spans[ENTITIES])
+        codes = span_attribute(doc, spans, "code")
         todo: list[Span] = [
-            s for s in doc.spans[ENTITIES] if s._.code is None and s.label_ in COMPATIBLE_LABELS
+            s
+            for s, code in zip(spans, codes, strict=True)
+            if code is None and s.label_ in COMPATIBLE_LABELS
         ]
         if not todo:
             return doc
-        found = self.resolve([(s.text, s.label_) for s in todo], self.lang or doc.lang_)
+        text = note_text(doc)  # a span's text is its slice of the note (Span.text joins tokens)
+        mentions = [(text[s.start_char : s.end_char], s.label_) for s in todo]
+        found = self.resolve(mentions, self.lang or doc.lang_)
         for span, match in zip(todo, found, strict=True):
             if match is not None:
                 span._.code = match.concept.code
