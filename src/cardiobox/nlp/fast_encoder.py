@@ -14,7 +14,8 @@ contiguous rows. On CardioCCC notes (about 1,200 tokens) this takes the encoder 
 The products are summed in another order than thinc's, so the encodings differ from thinc's
 in the last bits of float32 (about 1e-5 at most, against values of order one); the entities of
 the Spanish, English and Italian models were the same, span for span, on the CardioCCC train
-notes (``tests/nlp/test_fast_encoder.py`` compares the two on notes of every shipped model).
+notes, and the Spanish model's on the test notes (``tests/nlp/test_fast_encoder.py`` compares
+the two on notes of every shipped model).
 Any encoder of another shape (other layers, vectors not in floret mode) is left to spaCy:
 :func:`encoder_weights` returns ``None`` for it.
 """
