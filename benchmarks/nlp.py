@@ -134,7 +134,8 @@ def step_throughput(data: str, n_notes: int, run: str) -> dict[str, Any]:
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run of median speed among ``runs``, with every run's notes per second beside it."""
+    """The run of median speed among ``runs`` (the lower middle one of an even number), with
+    every run's notes per second beside it."""
     ordered = sorted(runs, key=lambda r: float(r["notes_per_second_wall"]))
     middle = dict(ordered[(len(ordered) - 1) // 2])
     middle["runs_notes_per_second_wall"] = [r["notes_per_second_wall"] for r in runs]

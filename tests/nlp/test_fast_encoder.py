@@ -130,3 +130,20 @@ def test_the_fast_pass_sets_every_notes_tensor() -> None:
     docs = _docs(nlp, NOTES["es"], "es")
     assert encode(nlp.get_pipe(ENCODER), docs) is True
     assert [doc.tensor.shape for doc in docs] == [(len(doc), 96) for doc in docs]
+
+
+def test_notes_are_encoded_batch_by_batch_with_the_same_entities() -> None:
+    nlp = load_pipeline(model_path("es"))
+    texts = NOTES["es"] * 3
+
+    def entities(batch_size: int) -> list[list[tuple[int, int, str]]]:
+        docs = _docs(nlp, texts, "es")
+        ner.predict_entities(nlp, docs, batch_size)
+        return [[(s.start, s.end, s.label_) for s in doc.spans["entities"]] for doc in docs]
+
+    calls: list[int] = []
+    real = ner.encode
+    with mock.patch.object(ner, "encode", lambda e, d: calls.append(len(d)) or real(e, d)):
+        in_twos = entities(2)
+    assert calls == [2] * 6  # never more notes at once than the batch size
+    assert in_twos == entities(16)

@@ -121,3 +121,20 @@ def test_shipped_vectors_are_spacys_to_the_bit() -> None:
     keys = make_doc(text * 3, "es", nlp).to_array("ORTH")
     expected = Vectors.get_batch(vectors, keys.tolist())  # spaCy's own computation
     assert (vectors.get_batch(keys) == expected).all()
+
+
+def test_remembered_ngrams_start_again_past_the_limit() -> None:
+    nlp = memoize_floret_vectors(_floret_pipeline())
+    vectors = nlp.vocab.vectors
+    keys = np.array([nlp.vocab.strings.add(w) for w in WORDS], dtype=np.uint64)
+    expected = Vectors.get_batch(vectors, WORDS)
+    assert (vectors.get_batch(WORDS) == expected).all()
+    every_ngram = len(vectors._memo().ngrams)
+    vectors._memo(restart=True)
+    vectors.limit = 20
+    for batch in (WORDS, WORDS[:4], WORDS[4:]):  # past 20 n-grams the memo starts again
+        vectors._memo().index.clear()
+        assert (vectors.get_batch(batch) == Vectors.get_batch(vectors, batch)).all()
+    assert 0 < len(vectors._memo().ngrams) < every_ngram
+    vectors._memo().index.clear()
+    assert (vectors.get_batch(keys) == expected).all()  # hashes, as a Doc's ORTH column

@@ -243,11 +243,19 @@ def _values_in_user_data() -> bool:
     end_char)] = value`` for attributes without getter or setter; checked once, on a tiny doc.
     """
     register_span_extensions()
-    doc = Doc(Vocab(), words=["a", "b"])
-    span = doc[1:2]
+    doc = Doc(Vocab(), words=["a", "b", "c"])
+    span = Span(doc, 1, 2, label="DISEASE", kb_id="K1")
     span._.negated = True
     stored: dict[Any, Any] = doc.user_data
-    return stored == {("._.", "negated", span.start_char, span.end_char): True}
+    if stored != {("._.", "negated", span.start_char, span.end_char): True}:
+        return False
+    stored["._.", "code", span.start_char, span.end_char] = "s|c"  # read back by another span
+    return bool(Span(doc, 1, 2, label="SYMPTOM")._.code == "s|c")
+
+
+def _plain(names: Sequence[str]) -> bool:
+    """Whether these span attributes are plain values (no getter, setter or method)."""
+    return all(Span.get_extension(name)[1:] == (None, None, None) for name in names)
 
 
 def set_span_attributes(
@@ -269,7 +277,7 @@ def set_span_attributes(
     rows : iterable of sequences
         One value per name, for each span in turn.
     """
-    if not _values_in_user_data():
+    if not (_values_in_user_data() and _plain(names)):
         for span, row in zip(spans, rows, strict=True):
             extensions = span._
             for name, value in zip(names, row, strict=True):
@@ -299,7 +307,7 @@ def span_attribute(doc: Doc, spans: Sequence[Span], name: str) -> list[Any]:
     list
         One value per span.
     """
-    if not _values_in_user_data():
+    if not (_values_in_user_data() and _plain([name])):
         return [getattr(span._, name) for span in spans]
     default = Span.get_extension(name)[0]
     data: dict[Any, Any] = doc.user_data

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from spacy.tokens import Doc
+from thinc.api import NumpyOps
 
 Floats = NDArray[np.float32]
 
@@ -123,6 +124,7 @@ class EncoderWeights:
         words = np.concatenate([doc.to_array(vocab.vectors.attr) for doc in docs])
         embedded[:, start:] = np.asarray(vocab.vectors.get_batch(words), "f") @ self.static.T
         mixed = self.mixer(embedded.T)
+        del embedded  # the batch's largest array: not kept through the blocks
         # The notes side by side, ``pad`` empty columns around each, as thinc's with_array.
         flat = np.zeros((width, total + self.pad * (len(docs) + 1)), dtype=np.float32)
         starts = self.pad + np.cumsum([0, *lengths[:-1]]) + self.pad * np.arange(len(docs))
@@ -172,8 +174,15 @@ def encoder_weights(model: Any) -> EncoderWeights | None:
     maxouts, norms = by_name["maxout"], by_name["layernorm"]
     if len(windows) != 1 or len(pads) != 1 or not len(maxouts) == len(norms) == blocks + 1:
         return None
+    columns = by_name["extract_features"][0].attrs["columns"]
+    if (
+        not isinstance(model.ops, NumpyOps)
+        or any(m.get_dim("nP") < 2 for m in maxouts)
+        or len(columns) < 2  # one column: spaCy's features are then 1-D
+    ):
+        return None
     return EncoderWeights(
-        columns=by_name["extract_features"][0].attrs["columns"],
+        columns=columns,
         tables=[(h.get_param("E"), h.attrs["seed"], h.attrs["column"]) for h in hashes],
         static=np.ascontiguousarray(vectors.get_param("W")),
         mixer=_Maxout.of(maxouts[0], norms[0]),

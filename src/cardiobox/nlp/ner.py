@@ -169,8 +169,13 @@ def predict_entities(nlp: Language, docs: Sequence[Doc], batch_size: int = 16) -
         Notes tokenised by :func:`~cardiobox.nlp.doc.make_doc` with ``nlp`` as the model and
         no sentences yet (an entity may not cross a sentence start).
     batch_size : int
-        Notes encoded together.
+        Notes encoded together (a note's entities do not depend on the others of its batch;
+        larger batches take more memory, about 5 KB a token).
     """
+    if len(docs) > batch_size > 0:
+        for first in range(0, len(docs), batch_size):
+            predict_entities(nlp, docs[first : first + batch_size], batch_size)
+        return
     encoder: Any = nlp.get_pipe(ENCODER)
     if not encode(encoder, docs):
         list(encoder.pipe(docs, batch_size=batch_size))
