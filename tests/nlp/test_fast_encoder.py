@@ -10,6 +10,7 @@ import pytest
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vectors import Vectors
+from tests.nlp.sample_notes import NOTES
 
 from cardiobox.nlp import ner
 from cardiobox.nlp.doc import make_doc
@@ -17,29 +18,6 @@ from cardiobox.nlp.fast_encoder import encode, encoder_weights
 from cardiobox.nlp.ner import ENCODER, EncoderShape, build_pipeline, load_pipeline
 from cardiobox.nlp.pipeline import model_path
 from cardiobox.nlp.vectors import memoize_floret_vectors
-
-NOTES = {
-    "es": [
-        "Paciente de 72 años con insuficiencia cardiaca e hipertensión arterial, que ingresa por "
-        "disnea de esfuerzo y edemas en miembros inferiores. No refiere dolor torácico. Se "
-        "realiza ecocardiograma con FEVI del 35 %. Tratamiento al alta: bisoprolol 2,5 mg, "
-        "furosemida 40 mg y sacubitrilo/valsartán.",
-        "",
-        "Antecedentes:\n\n  - Fibrilación auricular paroxística anticoagulada con apixabán "
-        "5 mg/12h.\n  - Cardiopatía isquémica con stent en DA (2019).\n"
-        "Coronariografía sin lesiones.",
-        "Dolor.",
-    ],
-    "en": [
-        "Discharged on bisoprolol 2.5 mg daily, ramipril 5 mg and atorvastatin 40 mg; aspirin "
-        "stopped. Known atrial fibrillation on apixaban.",
-        "Chest pain at rest, no dyspnoea.",
-    ],
-    "it": [
-        "Terapia alla dimissione: bisoprololo 2,5 mg, furosemide 25 mg e ramipril 5 mg. "
-        "Sospeso acido acetilsalicilico.",
-    ],
-}
 
 WORDS = ["disnea", "de", "esfuerzo", "fibrilación", "auricular", "furosemida", "40", "mg", ","]
 WORDS += ["\n\n", "  ", ".", "y", "sin", "dolor", "torácico", "FEVI", "%", "NT-proBNP"]

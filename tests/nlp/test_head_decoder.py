@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from spacy.language import Language
 from spacy.tokens import Doc
+from tests.nlp.sample_notes import NOTES
 
 from cardiobox.nlp.doc import make_doc
 from cardiobox.nlp.head_decoder import can_decode, decode
@@ -22,28 +23,6 @@ from cardiobox.nlp.ner import (
     predict_entities,
 )
 from cardiobox.nlp.pipeline import model_path
-
-NOTES = {
-    "es": [
-        "Paciente de 72 años con insuficiencia cardiaca e hipertensión arterial, que ingresa por "
-        "disnea de esfuerzo y edemas en miembros inferiores. No refiere dolor torácico. Se "
-        "realiza ecocardiograma con FEVI del 35 %. Tratamiento al alta: bisoprolol 2,5 mg, "
-        "furosemida 40 mg y sacubitrilo/valsartán.",
-        "",
-        "Antecedentes:\n\n  - Fibrilación auricular paroxística anticoagulada con apixabán "
-        "5 mg/12h.\n  - Cardiopatía isquémica con stent en DA (2019).\n"
-        "Coronariografía sin lesiones.",
-        "Dolor torácico opresivo irradiado a brazo izquierdo, sin cortejo vegetativo.",
-    ],
-    "en": [
-        "Discharged on bisoprolol 2.5 mg daily, ramipril 5 mg and atorvastatin 40 mg; aspirin "
-        "stopped. Known atrial fibrillation on apixaban.",
-    ],
-    "it": [
-        "Terapia alla dimissione: bisoprololo 2,5 mg, furosemide 25 mg e ramipril 5 mg. "
-        "Sospeso acido acetilsalicilico.",
-    ],
-}
 
 
 def _spacy_entities(head: Any, docs: list[Doc]) -> list[list[tuple[int, int, str]]]:
