@@ -115,7 +115,8 @@ class EncoderWeights:
             return [np.zeros((n, width), dtype=np.float32) for n in lengths]
         features = np.concatenate([doc.to_array(self.columns) for doc in docs]).astype(np.uint64)
         vocab = docs[0].vocab
-        embedded = np.empty((total, sum(t.shape[1] for t, _, _ in self.tables) + width), "f")
+        hashed = sum(t.shape[1] for t, _, _ in self.tables)
+        embedded = np.empty((total, hashed + self.static.shape[0]), "f")
         start = 0
         for table, seed, column in self.tables:
             keys = self.ops.hash(np.ascontiguousarray(features[:, column]), seed) % table.shape[0]
@@ -127,8 +128,9 @@ class EncoderWeights:
         del embedded  # the batch's largest array: not kept through the blocks
         # The notes side by side, ``pad`` empty columns around each, as thinc's with_array.
         flat = np.zeros((width, total + self.pad * (len(docs) + 1)), dtype=np.float32)
-        starts = self.pad + np.cumsum([0, *lengths[:-1]]) + self.pad * np.arange(len(docs))
-        for first, at, n in zip(starts, np.cumsum([0, *lengths[:-1]]), lengths, strict=True):
+        offsets = np.cumsum([0, *lengths[:-1]])  # each note's first token in ``mixed``
+        starts = offsets + self.pad * np.arange(1, len(docs) + 1)
+        for first, at, n in zip(starts, offsets, lengths, strict=True):
             flat[:, first : first + n] = mixed[:, at : at + n]
         span = 2 * self.window + 1
         windows = np.zeros((span * width, flat.shape[1]), dtype=np.float32)

@@ -149,25 +149,19 @@ class MemoFloretVectors(Vectors):  # type: ignore[misc]  # spaCy's Cython class 
         40-60 µs a word); the rows of an n-gram never change with the table, so they are kept
         (about 20 µs a word once most of its n-grams have been met).
         Each word's vector is the mean of its n-grams' rows by thinc's ``reduce_mean``, as in
-        spaCy, the n-grams in spaCy's order.
+        spaCy, the n-grams spaCy's own (``_get_ngrams``).
         """
         if len(ngrams) > self.limit:
             ngrams.clear()
-        size, minn, maxn = self.data.shape[0], self.minn, self.maxn
+        size = self.data.shape[0]
         indices: list[int] = []
         lengths: list[int] = []
         for word in words:
             if not word:
                 lengths.append(0)
                 continue
-            key = self.bow + word + self.eow
-            grams = [key] + [
-                key[start : start + n]
-                for n in range(minn, maxn + 1)
-                for start in range(len(key) - n + 1)
-            ]
             before = len(indices)
-            for gram in grams:
+            for gram in self._get_ngrams(word):  # spaCy's own n-grams, in its order
                 rows = ngrams.get(gram)
                 if rows is None:
                     rows = ngrams[gram] = tuple(h % size for h in self._get_ngram_hashes(gram))
