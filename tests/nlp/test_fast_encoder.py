@@ -14,7 +14,7 @@ from tests.nlp.sample_notes import NOTES
 
 from cardiobox.nlp import ner
 from cardiobox.nlp.doc import make_doc
-from cardiobox.nlp.fast_encoder import encode, encoder_weights
+from cardiobox.nlp.fast_encoder import _distinct_rows, encode, encoder_weights
 from cardiobox.nlp.ner import ENCODER, EncoderShape, build_pipeline, load_pipeline
 from cardiobox.nlp.pipeline import model_path
 from cardiobox.nlp.vectors import memoize_floret_vectors
@@ -125,3 +125,16 @@ def test_notes_are_encoded_batch_by_batch_with_the_same_entities() -> None:
         in_twos = entities(2)
     assert calls == [2] * 6  # never more notes at once than the batch size
     assert in_twos == entities(16)
+
+
+def test_distinct_rows_rebuild_every_token_row() -> None:
+    keys = np.array([[5, 1, 9], [2, 2, 2], [5, 1, 9], [5, 1, 8], [2, 2, 2]], dtype=np.uint64)
+    distinct, token_row = _distinct_rows(keys)
+    assert len(distinct) == 3
+    assert len({tuple(row) for row in distinct.tolist()}) == 3
+    np.testing.assert_array_equal(distinct[token_row], keys)
+
+
+def test_a_note_of_one_repeated_word_encodes_as_thinc_does() -> None:
+    nlp = load_pipeline(model_path("es"))
+    _assert_same_encodings(nlp, _docs(nlp, ["disnea " * 50, "disnea", "FEVI 35 %"], "es"))
