@@ -565,16 +565,7 @@ class ConText:
             return doc
         starts = np.fromiter((s.start for s in spans), dtype=np.int64, count=len(spans))
         ends = np.fromiter((s.end for s in spans), dtype=np.int64, count=len(spans))
-        flags = {c: np.zeros(len(spans), dtype=bool) for c in CATEGORIES}
-        for scope in self.scopes(doc):
-            hit = flags[scope.category]
-            if scope.forward:
-                hit |= (starts >= scope.first) & (starts < scope.last)
-                # a finding that contains the trigger and goes on after it
-                hit |= (starts <= scope.trigger_start) & (ends > scope.trigger_end)
-            else:
-                hit |= (ends > scope.first) & (ends <= scope.last)
-                hit |= (starts < scope.trigger_start) & (ends >= scope.trigger_end)
+        flags = _scope_flags(self.scopes(doc), starts, ends)
         if self.use_sections and SECTIONS in doc.spans:
             _section_flags(doc, starts, flags)
         values = np.stack([flags[c] for c in CATEGORIES], axis=1).tolist()
@@ -632,6 +623,49 @@ class ConText:
                     first = max(first, int(limit))
                     out.append(Scope(category, match.start, match.end, first, match.start, False))
         return out
+
+
+#: Scope × finding comparisons made at once (a bound on memory for notes of a megabyte).
+_SCOPE_CELLS = 1 << 22
+
+
+def _scope_flags(
+    scopes: Sequence[Scope], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> dict[str, npt.NDArray[np.bool_]]:
+    """Per category, which findings (``starts``, ``ends``) some scope of it modifies.
+
+    A forward scope modifies the findings that start in it, and a finding that contains its
+    trigger and goes on after it; a backward scope those that end in it, and a finding that
+    starts before its trigger and reaches its end. All scopes against all findings at once.
+    """
+    flags = {c: np.zeros(len(starts), dtype=bool) for c in CATEGORIES}
+    if not scopes or not len(starts):
+        return flags
+    columns = np.array(
+        [
+            (CATEGORIES.index(s.category), s.first, s.last, s.trigger_start, s.trigger_end)
+            for s in scopes
+        ],
+        dtype=np.int64,
+    )
+    forward = np.array([s.forward for s in scopes], dtype=bool)
+    step = max(1, _SCOPE_CELLS // len(starts))
+    for at in range(0, len(scopes), step):
+        category, first, last, trigger_start, trigger_end = (
+            columns[at : at + step, k, None] for k in range(5)
+        )
+        ahead = forward[at : at + step, None]
+        hit = np.where(
+            ahead,
+            ((starts >= first) & (starts < last))
+            | ((starts <= trigger_start) & (ends > trigger_end)),
+            ((ends > first) & (ends <= last)) | ((starts < trigger_start) & (ends >= trigger_end)),
+        )
+        for index, name in enumerate(CATEGORIES):
+            mine = category[:, 0] == index
+            if mine.any():
+                flags[name] |= hit[mine].any(axis=0)
+    return flags
 
 
 def _stops(
