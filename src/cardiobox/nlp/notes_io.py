@@ -22,7 +22,7 @@ from spacy.tokens import Doc
 
 from cardiobox.errors import InputError, Location
 from cardiobox.nlp.corpus import CorpusError, file_stem, read_text
-from cardiobox.nlp.doc import ENTITIES, MEASUREMENTS
+from cardiobox.nlp.doc import ENTITIES, MEASUREMENTS, note_text
 from cardiobox.nlp.fhir import NoteContext
 
 CONTEXT_FLAGS = ("negated", "uncertain", "historical", "family")
@@ -173,13 +173,46 @@ def annotation_record(note: Note, doc: Doc) -> dict[str, Any]:
     return {"id": note.note_id, "entities": entities, "measurements": measurements}
 
 
+def brat_fragments(text: str, start: int, end: int) -> tuple[str, str]:
+    """A span's brat offsets and mention text, split into fragments at its line breaks.
+
+    A ``.ann`` line cannot hold a line break, so brat writes a span that crosses one as
+    fragments (``2806 2813;2814 2823``) with their texts joined by a space; a reader that
+    compares a one-fragment span with the note finds it unchanged.
+
+    Parameters
+    ----------
+    text : str
+        The note.
+    start, end : int
+        The span's character offsets.
+
+    Returns
+    -------
+    tuple of str
+        The offsets field and the mention field.
+    """
+    pieces: list[tuple[int, int]] = []
+    at = start
+    for line in text[start:end].splitlines(keepends=True):
+        stripped = line.rstrip("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+        if stripped:
+            pieces.append((at, at + len(stripped)))
+        at += len(line)
+    if not pieces:  # nothing but line breaks (no tagger gives such a span): one line of spaces
+        return f"{start} {end}", " " * (end - start)
+    offsets = ";".join(f"{a} {b}" for a, b in pieces)
+    return offsets, " ".join(text[a:b] for a, b in pieces)
+
+
 def brat_annotations(doc: Doc) -> str:
     """The ``.ann`` text of a note: T lines for entities, A lines for their context."""
     lines: list[str] = []
     attributes = 0
+    text = note_text(doc)
     for n, span in enumerate(doc.spans.get(ENTITIES, []), start=1):
-        mention = span.text.replace("\n", " ")
-        lines.append(f"T{n}\t{span.label_} {span.start_char} {span.end_char}\t{mention}")
+        offsets, mention = brat_fragments(text, span.start_char, span.end_char)
+        lines.append(f"T{n}\t{span.label_} {offsets}\t{mention}")
         for flag in CONTEXT_FLAGS:
             if getattr(span._, flag):
                 attributes += 1
