@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 from spacy.tokens import Doc, Span
@@ -348,3 +349,44 @@ def broken_spanish_file(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_a_broken_file_is_named() -> None:
     with pytest.raises(LanguageError, match=r"es[/\\]context\.yaml.*triggers\.negated"):
         load_context_rules("es")
+
+
+def test_scope_flags_are_the_same_in_chunks_of_any_size() -> None:
+    from unittest import mock
+
+    from cardiobox.nlp import context
+
+    rng = np.random.default_rng(7)
+    scopes = []
+    for _ in range(40):
+        start = int(rng.integers(0, 60))
+        end = start + int(rng.integers(1, 4))
+        forward = bool(rng.integers(0, 2))
+        first, last = (
+            (end, end + int(rng.integers(0, 8))) if forward else (max(0, start - 5), start)
+        )
+        category = context.CATEGORIES[int(rng.integers(0, len(context.CATEGORIES)))]
+        scopes.append(context.Scope(category, start, end, first, last, forward))
+    starts = np.sort(rng.integers(0, 70, 30)).astype(np.int64)
+    ends = starts + rng.integers(1, 5, 30)
+    whole = context._scope_flags(scopes, starts, ends)
+    assert any(flags.any() for flags in whole.values())
+    for category in context.CATEGORIES:  # each finding against each scope, one by one
+        expected = [
+            any(
+                s.category == category
+                and (
+                    (s.first <= a < s.last or (a <= s.trigger_start and b > s.trigger_end))
+                    if s.forward
+                    else (s.first < b <= s.last or (a < s.trigger_start and b >= s.trigger_end))
+                )
+                for s in scopes
+            )
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+        assert whole[category].tolist() == expected
+    for cells in (1, 7, 31):
+        with mock.patch.object(context, "_SCOPE_CELLS", cells):
+            chunked = context._scope_flags(scopes, starts, ends)
+        assert all((chunked[c] == whole[c]).all() for c in context.CATEGORIES)
+    assert not any(f.any() for f in context._scope_flags([], starts, ends).values())

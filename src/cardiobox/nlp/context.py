@@ -625,8 +625,9 @@ class ConText:
         return out
 
 
-#: Scope × finding comparisons made at once (a bound on memory for notes of a megabyte).
-_SCOPE_CELLS = 1 << 22
+#: Scope × finding comparisons made at once: a bound on memory (a few MB) for notes of a
+#: megabyte; a CardioCCC note's scopes and findings take one step.
+_SCOPE_CELLS = 1 << 20
 
 
 def _scope_flags(

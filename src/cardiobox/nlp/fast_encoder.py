@@ -121,7 +121,7 @@ class EncoderWeights:
         # only, and a batch holds about five tokens per distinct such row: embed and mix each
         # distinct row once.
         keys = np.concatenate([doc.to_array([*self.columns, vocab.vectors.attr]) for doc in docs])
-        distinct, token_row = _distinct_rows(keys.astype(np.uint64))
+        distinct, token_row = _distinct_rows(keys.astype(np.uint64, copy=False))
         hashed = sum(t.shape[1] for t, _, _ in self.tables)
         embedded = np.empty((len(distinct), hashed + self.static.shape[0]), "f")
         start = 0
@@ -157,7 +157,11 @@ class EncoderWeights:
 
 
 def _distinct_rows(keys: NDArray[np.uint64]) -> tuple[NDArray[np.uint64], NDArray[np.intp]]:
-    """The distinct rows of ``keys`` and, for each row of ``keys``, its index among them."""
+    """The distinct rows of ``keys`` (2-D) and, for each row of ``keys``, its index among them.
+
+    The rows are compared as single byte strings (a void view): several times faster than
+    ``np.unique(keys, axis=0)``.
+    """
     rows = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.itemsize * keys.shape[1])))
     _, first, inverse = np.unique(rows.ravel(), return_index=True, return_inverse=True)
     return keys[first], inverse.ravel()
