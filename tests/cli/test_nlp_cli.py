@@ -206,3 +206,14 @@ def test_spans_across_line_breaks_are_written_as_brat_fragments(tmp_path: Path) 
     (tmp_path / "n.ann").write_text("\n".join(lines) + "\n", encoding="utf-8")
     read = read_brat(tmp_path).documents[0].spans
     assert [(s.start, s.end, s.label) for s in read] == [(0, 17, "DISEASE"), (27, 36, "SYMPTOM")]
+
+
+def test_cardiobox_warnings_print_as_one_line() -> None:
+    import cardiobox.nlp.langid as langid
+    from cardiobox.cli.main import _format_warning
+
+    inside = langid.__file__
+    text = _format_warning(UserWarning("note 1 reads as Czech"), UserWarning, inside, 3)
+    assert text == "warning: note 1 reads as Czech\n"
+    elsewhere = _format_warning(UserWarning("x"), UserWarning, "/elsewhere/lib.py", 3, "")
+    assert elsewhere.startswith("/elsewhere/lib.py:3: UserWarning: x")

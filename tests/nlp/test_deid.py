@@ -515,3 +515,31 @@ def test_deid_files_bad_input(tmp_path: Path) -> None:
         deid_files(tmp_path / "missing.jsonl", "es", tmp_path / "o4", "mask", None)
     with pytest.raises(DeidError, match="mode must be one of"):
         deid_files(bad_json, "es", tmp_path / "o5", "blackout", None)
+
+
+CZECH_NOTE = (
+    "Pacientka Jana Nováková byla přijata 12. 3. 2024 pro dušnost a otoky dolních končetin. "
+    "Na EKG fibrilace síní, echokardiografie ukázala ejekční frakci 35 %. Zahájena léčba a "
+    "stav se zlepšil, pacientka byla propuštěna domů."
+)
+
+
+def test_deid_files_warns_of_notes_in_another_language(tmp_path: Path) -> None:
+    from cardiobox.nlp.langid import LanguageMismatchWarning
+
+    source = tmp_path / "notes"
+    source.mkdir()
+    (source / "cz.txt").write_text(CZECH_NOTE, encoding="utf-8")
+    (source / "short.txt").write_text("Pacientka Jana Nováková.", encoding="utf-8")
+    with pytest.warns(LanguageMismatchWarning, match=r"cz\.txt reads as Czech \(cs\)") as seen:
+        deid_files(source, "es", tmp_path / "out", "mask", KEY)
+    assert len(seen) == 1  # the short note has too few words to judge
+    jsonl = tmp_path / "notes.jsonl"
+    jsonl.write_text(json.dumps({"id": "a", "text": CZECH_NOTE}) + "\n", encoding="utf-8")
+    with pytest.warns(LanguageMismatchWarning, match=r"notes\.jsonl:1 reads as Czech.*--lang cs"):
+        deid_files(jsonl, "es", tmp_path / "out2", "mask", KEY)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        deid_files(jsonl, "cs", tmp_path / "out3", "mask", KEY)  # declared right: no warning

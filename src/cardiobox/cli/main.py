@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import typer
 
+import cardiobox
 from cardiobox import __version__
+
+_PACKAGE = str(Path(cardiobox.__file__).parent)
+_default_format = warnings.formatwarning
 
 app = typer.Typer(
     name="cardiobox",
@@ -28,6 +35,24 @@ def main(
     ),
 ) -> None:
     """cardiobox: harmonise hospital data into one cardiology data model and analyse it."""
+    warnings.formatwarning = _format_warning
+
+
+def _format_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """cardiobox's own warnings as ``warning: message`` lines (no source file and line).
+
+    They are meant for the person at the terminal (a note in another language, a setting
+    ignored); warnings raised by libraries keep Python's format.
+    """
+    if filename.startswith(_PACKAGE):
+        return f"warning: {message}\n"
+    return _default_format(message, category, filename, lineno, line)
 
 
 def _register() -> None:

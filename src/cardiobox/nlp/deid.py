@@ -31,6 +31,7 @@ import random
 import re
 import secrets
 import unicodedata
+import warnings
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ from spacy.tokens import Doc
 
 from cardiobox.errors import CardioboxError, Location
 from cardiobox.nlp.doc import IDENTIFIERS, note_text
+from cardiobox.nlp.langid import LanguageMismatchWarning, other_language
 from cardiobox.nlp.languages import (
+    LANGUAGE_NAMES,
     check_language,
     load_language_model,
 )
@@ -1659,6 +1662,18 @@ def deid_files(input: Path, lang: str, out: Path, mode: str, key: bytes | None) 
         for kind, n in result.counts().items():
             counts[kind] += n
 
+    def check(text: str, where: str) -> None:
+        # Names, places and dates are found by each language's own lists and patterns.
+        detected = other_language(text, code)
+        if detected is not None:
+            warnings.warn(
+                f"{where} reads as {LANGUAGE_NAMES[detected]} ({detected}), not "
+                f"{LANGUAGE_NAMES[code]} as declared; its identifiers may be missed: "
+                f"de-identify it with --lang {detected}",
+                LanguageMismatchWarning,
+                stacklevel=3,
+            )
+
     if input.is_dir():
         if out.resolve() == input.resolve():
             raise DeidError(
@@ -1668,7 +1683,9 @@ def deid_files(input: Path, lang: str, out: Path, mode: str, key: bytes | None) 
             )
         out.mkdir(parents=True, exist_ok=True)
         for path in sorted(input.glob("*.txt")):
-            result = deidentify(_read_utf8(path), code, mode=mode, key=run_key)
+            text = _read_utf8(path)
+            check(text, str(path))
+            result = deidentify(text, code, mode=mode, key=run_key)
             (out / path.name).write_text(result.text, encoding="utf-8")
             tally(result)
         return counts
@@ -1685,7 +1702,8 @@ def deid_files(input: Path, lang: str, out: Path, mode: str, key: bytes | None) 
             location=Location(file=str(target)),
         )
     lines: list[str] = []
-    for _, record in _jsonl_notes(input):
+    for number, record in _jsonl_notes(input):
+        check(record["text"], f"{input}:{number}")
         patient = record.get("patient_id")
         result = deidentify(
             record["text"],

@@ -56,3 +56,42 @@ def detect_language(text: str, max_words: int = 2000) -> tuple[str | None, float
         return None, 0.0
     best = max(hits, key=lambda lang: hits[lang])
     return best, hits[best] / total
+
+
+#: Words read from the start of a note to check its language: about 150 function words in a
+#: clinical note, plenty to tell the seven apart, at a fifth of the cost of reading 2,000.
+LANGUAGE_CHECK_WORDS = 400
+#: Notes shorter than this are not checked (too few function words to tell).
+LANGUAGE_CHECK_MIN_CHARS = 100
+
+
+class LanguageMismatchWarning(UserWarning):
+    """A note that reads as another language than the one declared."""
+
+
+def other_language(text: str, declared: str) -> str | None:
+    """The language ``text`` clearly reads as, when it is not the ``declared`` one.
+
+    Clearly: at least twice the declared language's function words, and two more, among the
+    first :data:`LANGUAGE_CHECK_WORDS` words. Notes shorter than
+    :data:`LANGUAGE_CHECK_MIN_CHARS` characters are not judged.
+
+    Parameters
+    ----------
+    text : str
+        The note.
+    declared : str
+        The language code it was declared in.
+
+    Returns
+    -------
+    str or None
+        The other language's code, or ``None`` when the note may well be in ``declared``.
+    """
+    if len(text) < LANGUAGE_CHECK_MIN_CHARS:
+        return None
+    scores = language_scores(text, max_words=LANGUAGE_CHECK_WORDS)
+    detected = max(scores, key=lambda lang: scores[lang])
+    if detected != declared and scores[detected] > 2 * scores.get(declared, 0) + 2:
+        return detected
+    return None

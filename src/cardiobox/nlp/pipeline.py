@@ -22,7 +22,7 @@ from spacy.tokens import Doc
 
 from cardiobox.nlp.context import apply_context
 from cardiobox.nlp.doc import ENTITIES, make_doc, register_span_extensions, split_sentences
-from cardiobox.nlp.langid import language_scores
+from cardiobox.nlp.langid import LanguageMismatchWarning, other_language
 from cardiobox.nlp.languages import LANGUAGE_NAMES, check_language
 from cardiobox.nlp.lexicon import LexiconRecognizer
 from cardiobox.nlp.link import link
@@ -37,13 +37,6 @@ TRANSFORMER_DIR = MODELS_DIR / "e5"
 
 #: Notes larger than this are refused (a note is not a book; split it first).
 MAX_NOTE_CHARS = 2_000_000
-#: Words read from the start of a note to check its language: about 150 function words in a
-#: clinical note, plenty to tell the seven apart, at a fifth of the cost of reading 2,000.
-LANGUAGE_CHECK_WORDS = 400
-
-
-class LanguageMismatchWarning(UserWarning):
-    """A note that reads as another language than the one declared."""
 
 
 def model_path(lang: str) -> Path | None:
@@ -135,11 +128,9 @@ class NotePipeline:
                 f"note {index}: {len(text):,} characters, above the limit of "
                 f"{MAX_NOTE_CHARS:,}; split it into smaller notes"
             )
-        if self.check_language and len(text) >= 100:
-            scores = language_scores(text, max_words=LANGUAGE_CHECK_WORDS)
-            detected = max(scores, key=lambda lang: scores[lang])
-            # Clearly another language: twice the declared one's function words, or more.
-            if detected != self.lang and scores[detected] > 2 * scores[self.lang] + 2:
+        if self.check_language:
+            detected = other_language(text, self.lang)
+            if detected is not None:
                 warnings.warn(
                     f"note {index} reads as {LANGUAGE_NAMES[detected]} ({detected}), not "
                     f"{LANGUAGE_NAMES[self.lang]} as declared; entities may be missed",
