@@ -543,3 +543,32 @@ def test_deid_files_warns_of_notes_in_another_language(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         deid_files(jsonl, "cs", tmp_path / "out3", "mask", KEY)  # declared right: no warning
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "places"),
+    [
+        (
+            "cs",
+            "Přijata v Brně, převezena do Prahy, kontrola v Ostravě.",
+            ["Brně", "Prahy", "Ostravě"],
+        ),
+        (  # the hospital's name is a place as a whole
+            "sv",
+            "Remitterad från Stockholms sjukhus till Göteborg.",
+            ["Stockholms sjukhus", "Göteborg"],
+        ),
+        ("ro", "Transferat la spitalul Clujului din Cluj-Napoca.", ["Clujului", "Cluj-Napoca"]),
+    ],
+)
+def test_inflected_city_names_are_places_but_never_surrogates(
+    lang: str, text: str, places: list[str]
+) -> None:
+    result = deidentify(text, lang, mode="surrogate", key=KEY)
+    found = sorted(text[s.start : s.end] for s in result.spans if s.kind == "PLACE")
+    assert found == sorted(places)
+    forms = set(load_deid_data(lang).city_forms) - set(load_deid_data(lang).cities)
+    for seed in range(20):  # a surrogate is a city's name, never one of its inflected forms
+        surrogate = deidentify(text, lang, mode="surrogate", key=bytes([seed]) * 32).text
+        words = set(re.findall(r"[^\W\d_]+", surrogate)) - set(re.findall(r"[^\W\d_]+", text))
+        assert not words & forms

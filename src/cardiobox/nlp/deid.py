@@ -168,6 +168,8 @@ class DeidLanguageData(_Strict):
     place_cues: list[str] = Field(min_length=1)
     place_particles: list[str]
     cities: list[str] = Field(min_length=5)
+    #: Inflected forms of the cities ("Brně", "Stockholms"): found like them, never surrogates.
+    city_forms: list[str] = Field(default_factory=list)
     eponym_nouns: list[str] = Field(min_length=1)
     surrogate_streets: list[str] = Field(min_length=5)
 
@@ -522,7 +524,9 @@ class _Rules:
         self.place_particle_re = _alternation(data.place_particles)
         self.first_names = {_name_key(n) for n in data.first_names}
         self.surnames = {_name_key(n) for n in data.surnames}
-        self.cities = {tuple(_name_key(w) for w in c.split()) for c in data.cities}
+        self.cities = {
+            tuple(_name_key(w) for w in c.split()) for c in (*data.cities, *data.city_forms)
+        }
         self.eponym_nouns = {w.lower() for w in data.eponym_nouns}
         self.run_words = self.first_names | self.surnames | {c[0] for c in self.cities}
         self.previous_word = re.compile(
