@@ -217,3 +217,37 @@ def test_cardiobox_warnings_print_as_one_line() -> None:
     assert text == "warning: note 1 reads as Czech\n"
     elsewhere = _format_warning(UserWarning("x"), UserWarning, "/elsewhere/lib.py", 3, "")
     assert elsewhere.startswith("/elsewhere/lib.py:3: UserWarning: x")
+
+
+def test_annotate_into_a_store_keeps_negation_as_refuted(tmp_path: Path) -> None:
+    from cardiobox.store.site_store import SiteStore
+
+    notes = tmp_path / "notes.jsonl"
+    text = "Niega dolor torácico. Antecedente de insuficiencia cardíaca. No fibrilación auricular."
+    notes.write_text(
+        json.dumps({"id": "n1", "patient_id": "p1", "text": text}) + "\n", encoding="utf-8"
+    )
+    site = tmp_path / "site.duckdb"
+    SiteStore(site).close()
+    args = ["nlp", "annotate", str(notes), "--lang", "es", "--site", str(site), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["store"]["quarantined"] == 0
+    with SiteStore(site, read_only=True) as store:
+        rows = store.con.execute(
+            """SELECT resource->>'$.verificationStatus.coding[0].code',
+                   resource->>'$.code.coding[0].display', resource
+            FROM resources WHERE resource_type = 'Condition'"""
+        ).fetchall()
+        statuses = {status for status, _, _ in rows}
+        assert "refuted" in statuses and "confirmed" in statuses
+        for status, _, resource in rows:
+            span = json.loads(resource)["extension"]
+            assert span, "every stored finding points at its note and span"
+            if status == "refuted":
+                refuted_id = json.loads(resource)["id"]
+        # a refuted condition is no fact: cohorts never count it
+        facts = store.con.execute(
+            "SELECT id FROM facts WHERE resource_type = 'Condition'"
+        ).fetchall()
+        assert (refuted_id,) not in facts
