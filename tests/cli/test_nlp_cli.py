@@ -251,3 +251,21 @@ def test_annotate_into_a_store_keeps_negation_as_refuted(tmp_path: Path) -> None
             "SELECT id FROM facts WHERE resource_type = 'Condition'"
         ).fetchall()
         assert (refuted_id,) not in facts
+
+
+def test_evaluate_counts_gold_notes_without_a_prediction(tmp_path: Path) -> None:
+    gold = tmp_path / "gold"
+    gold.mkdir()
+    for name in ("a", "b"):
+        (gold / f"{name}.txt").write_text("Toma furosemida.", encoding="utf-8")
+        (gold / f"{name}.ann").write_text("T1\tMEDICATION 5 15\tfurosemida\n", encoding="utf-8")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "a.ann").write_text("T1\tMEDICATION 5 15\tfurosemida\n", encoding="utf-8")
+    result = runner.invoke(app, ["nlp", "evaluate", "--gold", str(gold), "--pred", str(pred)])
+    assert result.exit_code == 0, result.output
+    assert "1 of 2 gold notes have no prediction" in " ".join(result.output.split())
+    args = ["nlp", "evaluate", "--gold", str(gold), "--pred", str(pred), "--json"]
+    summary = json.loads(runner.invoke(app, args).stdout)
+    assert summary["documents"] == {"gold": 2, "predicted": 1, "without_prediction": 1}
+    assert summary["strict"]["micro"]["recall"] == 0.5

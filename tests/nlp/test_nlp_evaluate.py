@@ -65,3 +65,16 @@ def test_reads_cardioccc_prediction_tsvs(tmp_path: Path) -> None:
     (tmp_path / "bad.tsv").write_text("filename\tlabel\nd1\tX\n", encoding="utf-8")
     with pytest.raises(CorpusError, match=r"bad\.tsv:2"):
         read_predictions(tmp_path)
+
+
+def test_reads_brat_fragments_without_the_texts(tmp_path: Path) -> None:
+    (tmp_path / "n1.ann").write_text(
+        "T1\tDISEASE 0 7;8 17\tTest de Synacthen\nT2\tMEDICATION 20 30\tfurosemida\n"
+        "A1\tNegated T1\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "n2.ann").write_text("", encoding="utf-8")  # a note with nothing found
+    assert read_predictions(tmp_path) == {
+        "n1": [Span(0, 17, "DISEASE"), Span(20, 30, "MEDICATION")],
+        "n2": [],
+    }

@@ -90,6 +90,20 @@ def evaluate(
         result = score(gold_spans, predicted, labels=labels).to_dict()
     except CardioboxError as exc:
         raise fail(exc, as_json) from None
+    # A brat folder holds a .ann per note it predicted for, even an empty one (TSVs list only
+    # the notes with spans): a note without one was never annotated, or the folder is partial.
+    missing = sorted(set(gold_spans) - set(predicted)) if any(pred.glob("*.ann")) else []
+    result["documents"] = {
+        "gold": len(gold_spans),
+        "predicted": len(predicted),
+        "without_prediction": len(missing),
+    }
+    if missing:
+        console.print(
+            f"[yellow]warning:[/] {len(missing)} of {len(gold_spans)} gold notes have no "
+            f"prediction in {escape(str(pred))} (e.g. {escape(repr(missing[0]))}): scored as "
+            "finding nothing"
+        )
     if as_json:
         emit_json(result)
         return

@@ -206,10 +206,12 @@ def _read_ann_only(folder: Path) -> dict[str, list[Span]]:
             if not line.startswith("T"):
                 continue
             try:
-                label, start, end = line.split("\t")[1].split(" ")[:3]
-                found.append(
-                    Span(int(start), int(end.split(";")[0]), LABEL_ALIASES.get(label, label))
-                )
+                label, offsets = line.split("\t")[1].split(" ", 1)
+                # brat fragments ("2806 2813;2814 2823"): the span runs from the first's start
+                # to the last's end, as in the gold reader
+                fragments = [part.split() for part in offsets.split(";")]
+                start, end = int(fragments[0][0]), int(fragments[-1][1])
+                found.append(Span(start, end, LABEL_ALIASES.get(label, label)))
             except (IndexError, ValueError):
                 raise CorpusError(
                     f"unreadable brat line {line!r}", "brat-syntax", Location(str(ann), number)
