@@ -116,3 +116,15 @@ def test_a_retrained_tagger_is_read_anew(tmp_path: Path) -> None:
     weights = folder / "taggers.npz"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     assert transformer_tagger(folder) is not first
+
+
+def test_warnings_name_the_note_when_names_are_given() -> None:
+    text = (
+        "The patient is a man of 70 with heart failure, and he denies any chest pain at rest. "
+        "He was treated with furosemide and the echo showed that the ejection fraction was low."
+    )
+    pipeline = NotePipeline("es", model=None)
+    with pytest.warns(LanguageMismatchWarning, match="note 'admission-7.txt' reads as English"):
+        list(pipeline.pipe(["Sin dolor.", text], names=["a", "admission-7.txt"]))
+    with pytest.raises(TypeError, match="note 'b': expected text"):
+        list(pipeline.pipe(["Sin dolor.", 3], names=["a", "b"]))  # type: ignore[list-item]

@@ -69,7 +69,12 @@ def annotate_notes(
         else _NullWriter()
     ) as jsonl:
         for n, (note, doc) in enumerate(
-            zip(note_list, pipeline.pipe(n.text for n in note_list), strict=True), start=1
+            zip(
+                note_list,
+                pipeline.pipe((n.text for n in note_list), names=[n.note_id for n in note_list]),
+                strict=True,
+            ),
+            start=1,
         ):
             counts["notes"] += 1
             for span in doc.spans.get(ENTITIES, []):

@@ -13,7 +13,7 @@ order: codes for the entities (:mod:`~cardiobox.nlp.link`), sentences, sections
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -122,17 +122,17 @@ class NotePipeline:
             return "transformer"
         return "model" if self.model is not None else "lexicon"
 
-    def _check(self, text: str, index: int) -> None:
+    def _check(self, text: str, name: str) -> None:
         if len(text) > MAX_NOTE_CHARS:
             raise ValueError(
-                f"note {index}: {len(text):,} characters, above the limit of "
+                f"note {name}: {len(text):,} characters, above the limit of "
                 f"{MAX_NOTE_CHARS:,}; split it into smaller notes"
             )
         if self.check_language:
             detected = other_language(text, self.lang)
             if detected is not None:
                 warnings.warn(
-                    f"note {index} reads as {LANGUAGE_NAMES[detected]} ({detected}), not "
+                    f"note {name} reads as {LANGUAGE_NAMES[detected]} ({detected}), not "
                     f"{LANGUAGE_NAMES[self.lang]} as declared; entities may be missed",
                     LanguageMismatchWarning,
                     stacklevel=3,
@@ -153,13 +153,16 @@ class NotePipeline:
         apply_context(doc)
         return doc
 
-    def pipe(self, texts: Iterable[str]) -> Iterator[Doc]:
+    def pipe(self, texts: Iterable[str], names: Sequence[str] | None = None) -> Iterator[Doc]:
         """Annotate notes in batches, in order.
 
         Parameters
         ----------
         texts : iterable of str
             The notes.
+        names : sequence of str, optional
+            The notes' names (ids, file names) for warnings and errors; default their
+            positions, from 0.
 
         Yields
         ------
@@ -168,9 +171,10 @@ class NotePipeline:
         """
         batch: list[Doc] = []
         for index, text in enumerate(texts):
+            name = repr(names[index]) if names is not None else str(index)
             if not isinstance(text, str):
-                raise TypeError(f"note {index}: expected text, got {type(text).__name__}")
-            self._check(text, index)
+                raise TypeError(f"note {name}: expected text, got {type(text).__name__}")
+            self._check(text, name)
             batch.append(make_doc(text, self.lang, self.model, sentences=False))
             if len(batch) == self.batch_size:
                 yield from self._run(batch)
