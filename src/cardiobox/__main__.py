@@ -1,5 +1,5 @@
 """``python -m cardiobox``: the same command line as ``cardiobox``."""
 
-from cardiobox.cli.main import app
+from cardiobox.cli.main import run
 
-app(prog_name="cardiobox")
+run(prog_name="cardiobox")

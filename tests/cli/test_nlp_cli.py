@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cardiobox.cli.main import app
@@ -208,15 +209,23 @@ def test_spans_across_line_breaks_are_written_as_brat_fragments(tmp_path: Path) 
     assert [(s.start, s.end, s.label) for s in read] == [(0, 17, "DISEASE"), (27, 36, "SYMPTOM")]
 
 
-def test_cardiobox_warnings_print_as_one_line() -> None:
-    import cardiobox.nlp.langid as langid
-    from cardiobox.cli.main import _format_warning
+def test_cardiobox_warnings_print_as_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
 
-    inside = langid.__file__
-    text = _format_warning(UserWarning("note 1 reads as Czech"), UserWarning, inside, 3)
-    assert text == "warning: note 1 reads as Czech\n"
-    elsewhere = _format_warning(UserWarning("x"), UserWarning, "/elsewhere/lib.py", 3, "")
-    assert elsewhere.startswith("/elsewhere/lib.py:3: UserWarning: x")
+    from cardiobox.cli.main import _format_warning, run
+    from cardiobox.nlp.langid import LanguageMismatchWarning
+
+    mine = _format_warning("note 1 reads as Czech", LanguageMismatchWarning, "/any/file.py", 3)
+    assert mine == "warning: note 1 reads as Czech\n"
+    # a library's warning keeps Python's format, even when raised from cardiobox's code
+    theirs = _format_warning("x", FutureWarning, "/site/cardiobox/store/db.py", 3, "")
+    assert theirs.startswith("/site/cardiobox/store/db.py:3: FutureWarning: x")
+    before = warnings.formatwarning
+    monkeypatch.setattr("sys.argv", ["cardiobox", "--version"])
+    with pytest.raises(SystemExit) as exit_info:
+        run(prog_name="cardiobox")
+    assert exit_info.value.code == 0
+    assert warnings.formatwarning is before  # the command puts Python's format back
 
 
 def test_annotate_into_a_store_keeps_negation_as_refuted(tmp_path: Path) -> None:
@@ -269,3 +278,23 @@ def test_evaluate_counts_gold_notes_without_a_prediction(tmp_path: Path) -> None
     summary = json.loads(runner.invoke(app, args).stdout)
     assert summary["documents"] == {"gold": 2, "predicted": 1, "without_prediction": 1}
     assert summary["strict"]["micro"]["recall"] == 0.5
+
+
+def test_evaluate_cannot_tell_missing_notes_from_tsv_predictions(tmp_path: Path) -> None:
+    gold = tmp_path / "gold"
+    gold.mkdir()
+    for name in ("a", "b"):
+        (gold / f"{name}.txt").write_text("Toma furosemida.", encoding="utf-8")
+        (gold / f"{name}.ann").write_text("T1\tMEDICATION 5 15\tfurosemida\n", encoding="utf-8")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "MEDICATION.tsv").write_text(
+        "filename\tlabel\tstart_span\tend_span\ttext\na\tMEDICATION\t5\t15\tfurosemida\n",
+        encoding="utf-8",
+    )
+    args = ["nlp", "evaluate", "--gold", str(gold), "--pred", str(pred), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    # TSVs list only the notes with spans: b may have been annotated and found nothing
+    assert summary["documents"] == {"gold": 2, "predicted": 1, "without_prediction": None}

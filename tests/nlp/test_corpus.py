@@ -97,3 +97,17 @@ def test_write_brat_round_trip(tmp_path: Path) -> None:
     back = read_brat(tmp_path)
     assert back.documents[0].doc_id == "a_1"
     assert back.documents[0].spans == sorted(docs[0].spans)
+
+
+def test_brat_offsets_that_are_not_pairs_are_unreadable_lines(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Disnea y dolor.", encoding="utf-8")
+    (tmp_path / "a.ann").write_text(
+        "T1\tSYMPTOM 0 6\tDisnea\nT2\tSYMPTOM 9 14;\tdolor\nT3\tSYMPTOM 9 x\tdolor\n",
+        encoding="utf-8",
+    )
+    corpus = read_brat(tmp_path, strict=False)
+    assert [(s.start, s.end) for s in corpus.documents[0].spans] == [(0, 6)]
+    assert [(p.rule, p.location.line) for p in corpus.problems] == [
+        ("brat-syntax", 2),
+        ("brat-syntax", 3),
+    ]

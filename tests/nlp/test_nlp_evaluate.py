@@ -78,3 +78,15 @@ def test_reads_brat_fragments_without_the_texts(tmp_path: Path) -> None:
         "n1": [Span(0, 17, "DISEASE"), Span(20, 30, "MEDICATION")],
         "n2": [],
     }
+
+
+@pytest.mark.parametrize("offsets", ["10;20 30", "10 x;20 30", "30 20", "-5 3", "10 20 30", "0 5;"])
+def test_malformed_offsets_without_the_texts_name_file_and_line(
+    tmp_path: Path, offsets: str
+) -> None:
+    (tmp_path / "n1.ann").write_text(
+        f"T1\tMEDICATION 0 4\tfuro\nT2\tDISEASE {offsets}\tx\n", encoding="utf-8"
+    )
+    with pytest.raises(CorpusError, match="unreadable brat line") as info:
+        read_predictions(tmp_path)
+    assert info.value.location.line == 2 and info.value.location.file.endswith("n1.ann")

@@ -128,3 +128,11 @@ def test_warnings_name_the_note_when_names_are_given() -> None:
         list(pipeline.pipe(["Sin dolor.", text], names=["a", "admission-7.txt"]))
     with pytest.raises(TypeError, match="note 'b': expected text"):
         list(pipeline.pipe(["Sin dolor.", 3], names=["a", "b"]))  # type: ignore[list-item]
+
+
+def test_names_must_match_the_notes() -> None:
+    pipeline = NotePipeline("es", model=None)
+    with pytest.raises(ValueError, match="1 names for more notes"):
+        list(pipeline.pipe(["Sin dolor.", "Disnea."], names=["a"]))
+    with pytest.raises(ValueError, match="3 names for 2 notes"):
+        list(pipeline.pipe(["Sin dolor.", "Disnea."], names=["a", "b", "c"]))

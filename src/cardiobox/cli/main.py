@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
+from collections.abc import Callable
 
 import typer
 
-import cardiobox
 from cardiobox import __version__
-
-_PACKAGE = str(Path(cardiobox.__file__).parent)
-_default_format = warnings.formatwarning
 
 app = typer.Typer(
     name="cardiobox",
@@ -35,7 +31,26 @@ def main(
     ),
 ) -> None:
     """cardiobox: harmonise hospital data into one cardiology data model and analyse it."""
-    warnings.formatwarning = _format_warning
+
+
+def run(prog_name: str | None = None) -> None:
+    """The ``cardiobox`` command: the app, with cardiobox's own warnings as one line each."""
+    python_format = warnings.formatwarning
+
+    def format_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        line: str | None = None,
+    ) -> str:
+        return _format_warning(message, category, filename, lineno, line, python_format)
+
+    warnings.formatwarning = format_warning
+    try:
+        app(prog_name=prog_name)
+    finally:
+        warnings.formatwarning = python_format
 
 
 def _format_warning(
@@ -44,15 +59,17 @@ def _format_warning(
     filename: str,
     lineno: int,
     line: str | None = None,
+    python_format: Callable[..., str] = warnings.formatwarning,
 ) -> str:
-    """cardiobox's own warnings as ``warning: message`` lines (no source file and line).
+    """A warning of one of cardiobox's own categories as a ``warning: message`` line.
 
-    They are meant for the person at the terminal (a note in another language, a setting
-    ignored); warnings raised by libraries keep Python's format.
+    They are meant for the person at the terminal (a note in another language, a domain
+    derived from data); other warnings, a library's even when raised from cardiobox's code,
+    keep Python's format (file, line and category).
     """
-    if filename.startswith(_PACKAGE):
+    if category.__module__.split(".")[0] == "cardiobox":
         return f"warning: {message}\n"
-    return _default_format(message, category, filename, lineno, line)
+    return str(python_format(message, category, filename, lineno, line))
 
 
 def _register() -> None:

@@ -90,13 +90,15 @@ def evaluate(
         result = score(gold_spans, predicted, labels=labels).to_dict()
     except CardioboxError as exc:
         raise fail(exc, as_json) from None
-    # A brat folder holds a .ann per note it predicted for, even an empty one (TSVs list only
-    # the notes with spans): a note without one was never annotated, or the folder is partial.
-    missing = sorted(set(gold_spans) - set(predicted)) if any(pred.glob("*.ann")) else []
+    # A brat folder holds a .ann per note it predicted for, even an empty one: a note without
+    # one was never annotated, or the folder is partial. TSVs list only the notes with spans,
+    # so there a note without any says nothing (null).
+    brat = pred.is_dir() and not any(pred.glob("*.tsv"))
+    missing = sorted(set(gold_spans) - set(predicted)) if brat else []
     result["documents"] = {
         "gold": len(gold_spans),
         "predicted": len(predicted),
-        "without_prediction": len(missing),
+        "without_prediction": len(missing) if brat else None,
     }
     if missing:
         console.print(

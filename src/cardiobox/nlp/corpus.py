@@ -88,6 +88,23 @@ def read_text(path: Path) -> str:
         ) from None
 
 
+def brat_fragments(field: str) -> list[tuple[int, int]]:
+    """The fragments of a brat span's offsets field (``"0 7"`` or ``"0 7;8 17"``).
+
+    Raises
+    ------
+    ValueError
+        When a fragment is not two integers.
+    """
+    fragments = []
+    for part in field.split(";"):
+        numbers = part.split()
+        if len(numbers) != 2:
+            raise ValueError(f"fragment {part!r} is not two offsets")
+        fragments.append((int(numbers[0]), int(numbers[1])))
+    return fragments
+
+
 def _parse_ann(path: Path, text: str, strict: bool, problems: list[CorpusError]) -> list[Span]:
     spans: list[Span] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -97,7 +114,7 @@ def _parse_ann(path: Path, text: str, strict: bool, problems: list[CorpusError])
         try:
             _, type_and_offsets, mention = line.split("\t", 2)
             label, offsets = type_and_offsets.split(" ", 1)
-            fragments = [tuple(int(x) for x in part.split()) for part in offsets.split(";")]
+            fragments = brat_fragments(offsets)
             start, end = fragments[0][0], fragments[-1][1]
         except ValueError:
             problems.append(CorpusError(f"unreadable brat line {line!r}", "brat-syntax", where))

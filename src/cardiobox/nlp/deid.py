@@ -1651,6 +1651,12 @@ def deid_files(input: Path, lang: str, out: Path, mode: str, key: bytes | None) 
     DeidError
         When the input is missing or unreadable, a record is malformed, or ``out`` is the
         input folder.
+
+    Warns
+    -----
+    LanguageMismatchWarning
+        For each note that clearly reads as another language than ``lang`` (its identifiers
+        would be looked for with the wrong lists), naming its file or JSONL line.
     """
     input, out = Path(input), Path(out)
     if mode not in MODES:

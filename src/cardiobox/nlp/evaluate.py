@@ -12,10 +12,18 @@ import csv
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 from cardiobox.errors import Location
-from cardiobox.nlp.corpus import LABEL_ALIASES, Corpus, CorpusError, Span, read_brat
+from cardiobox.nlp.corpus import (
+    LABEL_ALIASES,
+    Corpus,
+    CorpusError,
+    Span,
+    brat_fragments,
+    read_brat,
+)
 
 #: A document's spans keyed by document id.
 SpanTable = Mapping[str, Iterable[Span]]
@@ -209,9 +217,11 @@ def _read_ann_only(folder: Path) -> dict[str, list[Span]]:
                 label, offsets = line.split("\t")[1].split(" ", 1)
                 # brat fragments ("2806 2813;2814 2823"): the span runs from the first's start
                 # to the last's end, as in the gold reader
-                fragments = [part.split() for part in offsets.split(";")]
-                start, end = int(fragments[0][0]), int(fragments[-1][1])
-                found.append(Span(start, end, LABEL_ALIASES.get(label, label)))
+                fragments = brat_fragments(offsets)
+                bounds = [x for fragment in fragments for x in fragment]
+                if bounds[0] < 0 or any(a >= b for a, b in pairwise(bounds)):
+                    raise ValueError("offsets negative, empty or out of order")
+                found.append(Span(bounds[0], bounds[-1], LABEL_ALIASES.get(label, label)))
             except (IndexError, ValueError):
                 raise CorpusError(
                     f"unreadable brat line {line!r}", "brat-syntax", Location(str(ann), number)

@@ -178,7 +178,10 @@ def brat_fragments(text: str, start: int, end: int) -> tuple[str, str]:
 
     A ``.ann`` line cannot hold a line break, so brat writes a span that crosses one as
     fragments (``2806 2813;2814 2823``) with their texts joined by a space; a reader that
-    compares a one-fragment span with the note finds it unchanged.
+    compares a one-fragment span with the note finds it unchanged. Line breaks at a span's
+    edges are left out of its fragments (the taggers' spans never start or end with one); a
+    span of nothing but line breaks keeps its offsets with spaces for its text, which a strict
+    reader refuses as not matching the note.
 
     Parameters
     ----------

@@ -170,7 +170,11 @@ class NotePipeline:
             One annotated document per note.
         """
         batch: list[Doc] = []
+        count = 0
         for index, text in enumerate(texts):
+            if names is not None and index >= len(names):
+                raise ValueError(f"{len(names)} names for more notes")
+            count += 1
             name = repr(names[index]) if names is not None else str(index)
             if not isinstance(text, str):
                 raise TypeError(f"note {name}: expected text, got {type(text).__name__}")
@@ -181,6 +185,8 @@ class NotePipeline:
                 batch = []
         if batch:
             yield from self._run(batch)
+        if names is not None and count != len(names):
+            raise ValueError(f"{len(names)} names for {count} notes")
 
     def _run(self, batch: list[Doc]) -> Iterator[Doc]:
         if self.model is not None:
