@@ -572,3 +572,22 @@ def test_inflected_city_names_are_places_but_never_surrogates(
         surrogate = deidentify(text, lang, mode="surrogate", key=bytes([seed]) * 32).text
         words = set(re.findall(r"[^\W\d_]+", surrogate)) - set(re.findall(r"[^\W\d_]+", text))
         assert not words & forms
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Syn pana Nováka volal.", "Nováka"),
+        ("Předáno panu Dvořákovi.", "Dvořákovi"),
+        ("Mluvil jsem s panem Novákem.", "Novákem"),
+        ("Konzultováno s primářem Svobodou.", "Svobodou"),
+    ],
+)
+def test_czech_names_after_inflected_titles(text: str, name: str) -> None:
+    result = deidentify(text, "cs", mode="mask", key=KEY)
+    assert [text[s.start : s.end] for s in result.spans if s.kind == "PERSON"] == [name]
+
+
+def test_czech_inflected_titles_alone_are_no_names() -> None:
+    for text in ("Sestra podala lék.", "Sestře bylo řečeno, že pacient odmítá."):
+        assert deidentify(text, "cs", mode="mask", key=KEY).text == text
