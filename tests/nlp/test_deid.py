@@ -591,3 +591,19 @@ def test_czech_names_after_inflected_titles(text: str, name: str) -> None:
 def test_czech_inflected_titles_alone_are_no_names() -> None:
     for text in ("Sestra podala lék.", "Sestře bylo řečeno, že pacient odmítá."):
         assert deidentify(text, "cs", mode="mask", key=KEY).text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Fiul domnului Ionescu a sunat.", "Ionescu"),
+        ("Scrisoare pentru doamnei Ionescu.", "Ionescu"),
+        ("A venit cu domnul Vasile Pop.", "Vasile Pop"),
+        ("Fiica d-nei Marinescu a sunat.", "Marinescu"),
+    ],
+)
+def test_romanian_names_after_inflected_and_lowercase_titles(text: str, name: str) -> None:
+    result = deidentify(text, "ro", mode="mask", key=KEY)
+    assert [text[s.start : s.end] for s in result.spans if s.kind == "PERSON"] == [name]
+    plain = "I-am spus doamnei că trebuie să revină. Domnul nu are dureri."
+    assert deidentify(plain, "ro", mode="mask", key=KEY).text == plain
