@@ -607,3 +607,19 @@ def test_romanian_names_after_inflected_and_lowercase_titles(text: str, name: st
     assert [text[s.start : s.end] for s in result.spans if s.kind == "PERSON"] == [name]
     plain = "I-am spus doamnei că trebuie să revină. Domnul nu are dureri."
     assert deidentify(plain, "ro", mode="mask", key=KEY).text == plain
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "name"),
+    [
+        ("es", "Acude con el sr. García a consulta.", "García"),
+        ("es", "Acompañado de don José Ruiz.", "José Ruiz"),
+        ("it", "Riferito dal signor Verdi.", "Verdi"),
+        ("nl", "Gesproken met meneer Jansen.", "Jansen"),
+        ("nl", "Gezien door dokter Bakker.", "Bakker"),
+        ("en", "Seen by dr. Smith.", "Smith"),  # not "mr." or "ms.": "120 ms. Normal axis"
+    ],
+)
+def test_names_after_lowercase_titles(lang: str, text: str, name: str) -> None:
+    result = deidentify(text, lang, mode="mask", key=KEY)
+    assert [text[s.start : s.end] for s in result.spans if s.kind == "PERSON"] == [name]
