@@ -262,13 +262,17 @@ def test_annotate_into_a_store_keeps_negation_as_refuted(tmp_path: Path) -> None
         assert (refuted_id,) not in facts
 
 
-def test_evaluate_counts_gold_notes_without_a_prediction(tmp_path: Path) -> None:
+def _gold_of_two_notes(tmp_path: Path) -> Path:
     gold = tmp_path / "gold"
     gold.mkdir()
     for name in ("a", "b"):
         (gold / f"{name}.txt").write_text("Toma furosemida.", encoding="utf-8")
         (gold / f"{name}.ann").write_text("T1\tMEDICATION 5 15\tfurosemida\n", encoding="utf-8")
-    pred = tmp_path / "pred"
+    return gold
+
+
+def test_evaluate_counts_gold_notes_without_a_prediction(tmp_path: Path) -> None:
+    gold, pred = _gold_of_two_notes(tmp_path), tmp_path / "pred"
     pred.mkdir()
     (pred / "a.ann").write_text("T1\tMEDICATION 5 15\tfurosemida\n", encoding="utf-8")
     result = runner.invoke(app, ["nlp", "evaluate", "--gold", str(gold), "--pred", str(pred)])
@@ -281,12 +285,7 @@ def test_evaluate_counts_gold_notes_without_a_prediction(tmp_path: Path) -> None
 
 
 def test_evaluate_cannot_tell_missing_notes_from_tsv_predictions(tmp_path: Path) -> None:
-    gold = tmp_path / "gold"
-    gold.mkdir()
-    for name in ("a", "b"):
-        (gold / f"{name}.txt").write_text("Toma furosemida.", encoding="utf-8")
-        (gold / f"{name}.ann").write_text("T1\tMEDICATION 5 15\tfurosemida\n", encoding="utf-8")
-    pred = tmp_path / "pred"
+    gold, pred = _gold_of_two_notes(tmp_path), tmp_path / "pred"
     pred.mkdir()
     (pred / "MEDICATION.tsv").write_text(
         "filename\tlabel\tstart_span\tend_span\ttext\na\tMEDICATION\t5\t15\tfurosemida\n",
