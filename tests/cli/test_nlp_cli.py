@@ -190,18 +190,18 @@ def test_train_transformer_on_a_few_notes(tmp_path: Path) -> None:
 
 def test_spans_across_line_breaks_are_written_as_brat_fragments(tmp_path: Path) -> None:
     from cardiobox.nlp.corpus import read_brat
-    from cardiobox.nlp.notes_io import brat_fragments
+    from cardiobox.nlp.notes_io import brat_span_fields
 
     text = "Test de\nSynacthen normal.\r\nFEVI\u2028baja"
-    assert brat_fragments(text, 0, 17) == ("0 7;8 17", "Test de Synacthen")
-    assert brat_fragments(text, 5, 17) == ("5 7;8 17", "de Synacthen")
-    assert brat_fragments(text, 18, 36) == ("18 25;27 31;32 36", "normal. FEVI baja")
-    assert brat_fragments(text, 8, 17) == ("8 17", "Synacthen")
+    assert brat_span_fields(text, 0, 17) == ("0 7;8 17", "Test de Synacthen")
+    assert brat_span_fields(text, 5, 17) == ("5 7;8 17", "de Synacthen")
+    assert brat_span_fields(text, 18, 36) == ("18 25;27 31;32 36", "normal. FEVI baja")
+    assert brat_span_fields(text, 8, 17) == ("8 17", "Synacthen")
     # written, the .ann file reads back with the same spans
     (tmp_path / "n.txt").write_text(text, encoding="utf-8", newline="")
     spans = {"DISEASE": (0, 17), "SYMPTOM": (27, 36)}
     lines = [
-        f"T{i}\t{label} {chr(9).join(brat_fragments(text, *span))}"
+        f"T{i}\t{label} {chr(9).join(brat_span_fields(text, *span))}"
         for i, (label, span) in enumerate(spans.items(), start=1)
     ]
     (tmp_path / "n.ann").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -71,7 +71,12 @@ def evaluate(
     O class is never counted.
     """
     from cardiobox.nlp.corpus import bio_projection, file_stem, read_bio, read_brat
-    from cardiobox.nlp.evaluate import corpus_spans, read_predictions, score
+    from cardiobox.nlp.evaluate import (
+        corpus_spans,
+        predictions_are_brat,
+        read_predictions,
+        score,
+    )
 
     try:
         if gold_format == "brat":
@@ -90,10 +95,9 @@ def evaluate(
         result = score(gold_spans, predicted, labels=labels).to_dict()
     except CardioboxError as exc:
         raise fail(exc, as_json) from None
-    # A brat folder holds a .ann per note it predicted for, even an empty one: a note without
-    # one was never annotated, or the folder is partial. TSVs list only the notes with spans,
-    # so there a note without any says nothing (null).
-    brat = pred.is_dir() and not any(pred.glob("*.tsv"))
+    # In a brat folder a note without a .ann was never annotated, or the folder is partial;
+    # in TSVs a note without spans says nothing (null).
+    brat = predictions_are_brat(pred)
     missing = sorted(set(gold_spans) - set(predicted)) if brat else []
     result["documents"] = {
         "gold": len(gold_spans),

@@ -88,7 +88,7 @@ def read_text(path: Path) -> str:
         ) from None
 
 
-def brat_fragments(field: str) -> list[tuple[int, int]]:
+def parse_brat_offsets(field: str) -> list[tuple[int, int]]:
     """The fragments of a brat span's offsets field (``"0 7"`` or ``"0 7;8 17"``).
 
     Raises
@@ -114,7 +114,7 @@ def _parse_ann(path: Path, text: str, strict: bool, problems: list[CorpusError])
         try:
             _, type_and_offsets, mention = line.split("\t", 2)
             label, offsets = type_and_offsets.split(" ", 1)
-            fragments = brat_fragments(offsets)
+            fragments = parse_brat_offsets(offsets)
             start, end = fragments[0][0], fragments[-1][1]
         except ValueError:
             problems.append(CorpusError(f"unreadable brat line {line!r}", "brat-syntax", where))

@@ -21,7 +21,7 @@ from cardiobox.nlp.corpus import (
     Corpus,
     CorpusError,
     Span,
-    brat_fragments,
+    parse_brat_offsets,
     read_brat,
 )
 
@@ -160,6 +160,21 @@ def corpus_spans(corpus: Corpus) -> dict[str, list[Span]]:
     return {d.doc_id: list(d.spans) for d in corpus}
 
 
+def _prediction_tsvs(source: Path) -> list[Path]:
+    """The TSV files predictions are read from: ``source`` itself, or a folder's ``.tsv``."""
+    return [source] if source.is_file() else sorted(source.glob("*.tsv"))
+
+
+def predictions_are_brat(path: str | Path) -> bool:
+    """Whether :func:`read_predictions` reads ``path`` as a brat folder (not as TSVs).
+
+    A brat folder holds a ``.ann`` for every note it predicted for, even one that found
+    nothing; TSVs list only the notes with spans.
+    """
+    source = Path(path)
+    return source.is_dir() and not _prediction_tsvs(source)
+
+
 def read_predictions(path: str | Path) -> dict[str, list[Span]]:
     """Read predictions: a brat folder, or a folder or file of TSVs.
 
@@ -178,7 +193,7 @@ def read_predictions(path: str | Path) -> dict[str, list[Span]]:
         Predicted spans per document id.
     """
     source = Path(path)
-    tsvs = [source] if source.is_file() else sorted(source.glob("*.tsv"))
+    tsvs = _prediction_tsvs(source)
     if source.is_dir() and not tsvs:
         if not any(source.glob("*.ann")):
             raise CorpusError("no .ann or .tsv files", "missing-input", Location(file=str(source)))
@@ -217,7 +232,7 @@ def _read_ann_only(folder: Path) -> dict[str, list[Span]]:
                 label, offsets = line.split("\t")[1].split(" ", 1)
                 # brat fragments ("2806 2813;2814 2823"): the span runs from the first's start
                 # to the last's end, as in the gold reader
-                fragments = brat_fragments(offsets)
+                fragments = parse_brat_offsets(offsets)
                 bounds = [x for fragment in fragments for x in fragment]
                 if bounds[0] < 0 or any(a >= b for a, b in pairwise(bounds)):
                     raise ValueError("offsets negative, empty or out of order")

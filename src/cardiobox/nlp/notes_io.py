@@ -173,7 +173,7 @@ def annotation_record(note: Note, doc: Doc) -> dict[str, Any]:
     return {"id": note.note_id, "entities": entities, "measurements": measurements}
 
 
-def brat_fragments(text: str, start: int, end: int) -> tuple[str, str]:
+def brat_span_fields(text: str, start: int, end: int) -> tuple[str, str]:
     """A span's brat offsets and mention text, split into fragments at its line breaks.
 
     A ``.ann`` line cannot hold a line break, so brat writes a span that crosses one as
@@ -214,7 +214,7 @@ def brat_annotations(doc: Doc) -> str:
     attributes = 0
     text = note_text(doc)
     for n, span in enumerate(doc.spans.get(ENTITIES, []), start=1):
-        offsets, mention = brat_fragments(text, span.start_char, span.end_char)
+        offsets, mention = brat_span_fields(text, span.start_char, span.end_char)
         lines.append(f"T{n}\t{span.label_} {offsets}\t{mention}")
         for flag in CONTEXT_FLAGS:
             if getattr(span._, flag):
