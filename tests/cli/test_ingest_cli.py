@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -46,3 +47,12 @@ def test_mapping_error_exit_code(tmp_path: Path) -> None:
     assert result.exit_code == 2
     err = json.loads(result.stdout)
     assert err["rule"] == "mapping-syntax" and err["location"]["line"] == 3
+
+
+def test_progress_rate_is_the_whole_load(extract: Path, tmp_path: Path) -> None:
+    """The bar ends on the rate over the whole load, the one the summary prints."""
+    result = runner.invoke(app, ["ingest", "run", str(extract), "--site", str(tmp_path / "s.db")])
+    assert result.exit_code == 0, result.output
+    summary = re.search(r"s, ([\d,]+) rows/s", result.stdout)
+    bar = re.findall(r"([\d,]+) rows/s", result.stderr)
+    assert summary and bar and bar[-1] == summary.group(1), (result.stdout, result.stderr)

@@ -72,7 +72,9 @@ def run(
                 bar.update(task, description=phase, rate=rate)
 
             report = run_mapping(mapping, site, source, dry_run, key_file, on_progress)
-            bar.update(task, description="done", total=1, completed=1)
+            # The rate over the whole load: the last phases write, after every row was read.
+            rate = f"{report.rows_read / report.seconds:,.0f} rows/s" if report.seconds else ""
+            bar.update(task, description="done", total=1, completed=1, rate=rate)
     except CardioboxError as exc:
         raise fail(exc, as_json) from None
     if as_json:
