@@ -73,8 +73,8 @@ def run(
 
             report = run_mapping(mapping, site, source, dry_run, key_file, on_progress)
             # The rate over the whole load: the last phases write, after every row was read.
-            rate = f"{report.rows_read / report.seconds:,.0f} rows/s" if report.seconds else ""
-            bar.update(task, description="done", total=1, completed=1, rate=rate)
+            overall = f"{report.rows_read / report.seconds:,.0f} rows/s" if report.seconds else ""
+            bar.update(task, description="done", total=1, completed=1, rate=overall)
     except CardioboxError as exc:
         raise fail(exc, as_json) from None
     if as_json:
