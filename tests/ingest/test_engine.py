@@ -180,6 +180,45 @@ def test_wrong_encoding_is_reported(extract: Path, tmp_path: Path) -> None:
     assert err.value.rule == "source-format"
 
 
+def _as_utf8(extract: Path, body: bytes, end: bytes = b"\n") -> None:
+    """The extract's mapping reads UTF-8, and the file holds ``body`` after the header."""
+    extract.write_text(extract.read_text().replace("encoding: latin-1", "encoding: utf-8"))
+    header = (extract.parent / "labs.csv").read_bytes().split(b"\n")[0]
+    (extract.parent / "labs.csv").write_bytes(header + end + body)
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"])
+def test_invalid_byte_quarantines_its_row(extract: Path, tmp_path: Path, end: bytes) -> None:
+    """One byte that is not UTF-8 costs its own row, named by its line; the rest load."""
+    good = b"000123;1;03/02/2024 08:15;K;4,1;mEq/L" + end
+    bad = b"000124;1;03/02/2024 08:15;K;4,\xf1;mEq/L" + end
+    _as_utf8(extract, good * 700 + bad + good * 3, end)
+    db = tmp_path / "s.duckdb"
+    rep = run_mapping(extract, db)
+    assert (rep.rows_read, rep.rows_loaded, rep.rows_quarantined) == (704, 703, 1)
+    assert rep.quarantine_by_rule == {"malformed-row": 1}
+    with SiteStore(db, read_only=True) as store:
+        assert store.quarantine(None)[0]["line"] == 702
+        # the rows after it keep their own lines (identical rows are one resource: the last)
+        assert store.con.execute("SELECT max(source_line) FROM resources").fetchall() == [(705,)]
+
+
+def test_invalid_byte_is_not_blamed_on_the_header(extract: Path, tmp_path: Path) -> None:
+    _as_utf8(extract, b"000124;1;03/02/2024 08:15;K;4,\xf1;mEq/L\n")
+    rep = run_mapping(extract, tmp_path / "s.duckdb")
+    assert (rep.rows_read, rep.rows_quarantined) == (1, 1)
+    assert rep.examples["malformed-row"][0].startswith(f"{extract.parent / 'labs.csv'}:2: ")
+
+
+def test_invalid_byte_in_the_header(extract: Path, tmp_path: Path) -> None:
+    _as_utf8(extract, b"")
+    src = extract.parent / "labs.csv"
+    src.write_bytes(src.read_bytes().replace(b"fecha", b"fe\xf1cha"))
+    with pytest.raises(InputError) as err:
+        run_mapping(extract, tmp_path / "s.duckdb")
+    assert err.value.rule == "source-format" and err.value.location.line == 1
+
+
 def test_source_override(extract: Path, tmp_path: Path) -> None:
     other = tmp_path / "march.csv"
     other.write_bytes(

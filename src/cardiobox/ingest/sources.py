@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from cardiobox.errors import InputError, Location
@@ -82,12 +84,20 @@ def _normalise_nulls(
     con.execute("DROP TABLE IF EXISTS _src_read")
 
 
+def _first_line(path: Path, encoding: str) -> str:
+    """The file's first line, decoded on its own: a bad byte further on is not its fault."""
+    if encoding == "utf-16":  # a line break is two bytes: let the decoder find it
+        with path.open(encoding="utf-16", newline="") as fh:
+            return fh.readline()
+    with path.open("rb") as fh:
+        return fh.readline().decode("utf-8-sig" if encoding == "utf-8" else encoding)
+
+
 def _header(path: Path, delim: str, source: Source) -> list[str]:
     """The column names on the first line (a CSV header is one line)."""
-    encoding = {"utf-8": "utf-8-sig", "latin-1": "latin-1", "utf-16": "utf-16"}[source.encoding]
     try:
-        with path.open(encoding=encoding, newline="") as fh:
-            first = next(csv.reader(fh, delimiter=delim, quotechar=source.quote), [])
+        line = _first_line(path, source.encoding)
+        first = next(csv.reader([line], delimiter=delim, quotechar=source.quote), [])
     except (UnicodeError, csv.Error) as exc:
         raise InputError(
             f"cannot read the header line as {source.encoding}: {exc}",
@@ -164,6 +174,44 @@ def _lines_text(source: Source, path: Path) -> str:
         max_line_size = 16777216)"""
 
 
+#: Bytes of the spaces that leave a line blank (RE2's ``\s``: tab, line feed, form feed,
+#: carriage return, space).
+_SPACE_BYTES = np.array([9, 10, 12, 13, 32], dtype=np.uint8)
+#: Bytes read at a time when lines are counted from the bytes.
+_CHUNK_BYTES = 1 << 26
+
+
+def _content_lines(path: Path, chunk_bytes: int = _CHUNK_BYTES) -> npt.NDArray[np.int64]:
+    r"""The numbers (1-based) of a file's lines that are not blank, counted from its bytes.
+
+    For a file that the line reader cannot decode (a byte its encoding does not allow, whose
+    record the CSV reader rejected). A line ends at a line feed, in files with ``\n`` and
+    ``\r\n`` line ends alike; the file is read in chunks, so memory stays bounded.
+    """
+    found: list[npt.NDArray[np.int64]] = []
+    line = 1  # the line that the next chunk starts in
+    open_content = False  # that line already holds a byte other than a space
+    with path.open("rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            ends = np.flatnonzero(data == 10)
+            content = ~np.isin(data, _SPACE_BYTES)
+            starts = np.concatenate(([0], ends + 1))
+            # each segment: the rest of the open line, the lines ended in the chunk, then
+            # the start of the line that the next chunk continues (empty at the chunk's end)
+            has = np.zeros(starts.size, dtype=bool)
+            inside = starts < data.size
+            has[inside] = np.logical_or.reduceat(content, starts[inside])
+            has[0] |= open_content
+            numbers = line + np.arange(ends.size, dtype=np.int64)
+            found.append(numbers[has[:-1]])
+            line += ends.size
+            open_content = bool(has[-1])
+    if open_content:  # a last line without a line feed
+        found.append(np.array([line], dtype=np.int64))
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
 #: A line that holds a record (DuckDB's reader skips blank ones).
 _NOT_BLANK = "raw IS NOT NULL AND NOT regexp_full_match(raw, '\\s*')"
 
@@ -195,15 +243,28 @@ def _number_lines(
     """
     header = 1 if source.header else 0
     bad_lines = [b.line for b in bad]
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _lines AS
-        SELECT row_number() OVER () AS k, line FROM (
-            SELECT line FROM ({_lines_text(source, path)})
-            WHERE {_NOT_BLANK} AND line > {header} AND line NOT IN (SELECT unnest(?))
-            ORDER BY line
-        )""",
-        [bad_lines],
-    )
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _lines AS
+            SELECT row_number() OVER () AS k, line FROM (
+                SELECT line FROM ({_lines_text(source, path)})
+                WHERE {_NOT_BLANK} AND line > {header} AND line NOT IN (SELECT unnest(?))
+                ORDER BY line
+            )""",
+            [bad_lines],
+        )
+    except duckdb.InvalidInputException:
+        if source.encoding == "utf-16":  # two-byte line ends: not counted from the bytes
+            raise
+        # A byte the encoding does not allow stops the line reader (the CSV reader rejected
+        # that record): the lines are counted from the bytes instead.
+        lines = _content_lines(path)
+        lines = lines[(lines > header) & ~np.isin(lines, np.array(bad_lines, dtype=np.int64))]
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _lines AS
+            SELECT unnest(?::BIGINT[]) AS k, unnest(?::BIGINT[]) AS line""",
+            [list(range(1, lines.size + 1)), lines.tolist()],
+        )
     candidates = con.execute("SELECT count(*) FROM _lines").fetchall()[0][0]
     if info.rows == candidates:
         con.execute(
