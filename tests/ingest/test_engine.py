@@ -219,6 +219,37 @@ def test_invalid_byte_in_the_header(extract: Path, tmp_path: Path) -> None:
     assert err.value.rule == "source-format" and err.value.location.line == 1
 
 
+def test_windows_1252(extract: Path, tmp_path: Path) -> None:
+    """A file written by Windows: its text is read right, lines and all; a byte that
+    windows-1252 leaves undefined quarantines its own row."""
+    extract.write_text(extract.read_text().replace("encoding: latin-1", "encoding: windows-1252"))
+    src = extract.parent / "labs.csv"
+    lines = src.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b";1850;", b";1850\x81;")  # undefined in windows-1252
+    lines[4] = lines[4].replace(b"1,2", b"1,2\x93")  # a curly quote: "1,2“" is no number
+    src.write_bytes(b"\r\n".join(lines))
+    db = tmp_path / "s.duckdb"
+    rep = run_mapping(extract, db)
+    assert (rep.rows_read, rep.rows_loaded, rep.rows_quarantined) == (5, 3, 2)
+    assert rep.source == str(src)
+    with SiteStore(db, read_only=True) as store:
+        by_line = {q["line"]: q for q in store.quarantine(None)}
+    assert sorted(by_line) == [3, 5]
+    assert "windows-1252 leaves undefined" in by_line[3]["message"]
+    assert by_line[5]["rule"] == "not-a-number" and "1,2\u201c" in by_line[5]["message"]
+    assert all(q["file"] == str(src) for q in by_line.values())
+
+
+def test_windows_bytes_in_a_latin_1_file(extract: Path, tmp_path: Path) -> None:
+    """DuckDB reads no byte 0x80-0x9F as Latin-1: the error names the line and the remedy."""
+    src = extract.parent / "labs.csv"
+    src.write_bytes(src.read_bytes().replace(b"1,2", b"1,2\x93"))
+    with pytest.raises(InputError) as err:
+        run_mapping(extract, tmp_path / "s.duckdb")
+    assert err.value.rule == "source-format" and err.value.location.line == 5
+    assert "0x93" in err.value.message and "windows-1252" in err.value.message
+
+
 def test_source_override(extract: Path, tmp_path: Path) -> None:
     other = tmp_path / "march.csv"
     other.write_bytes(

@@ -229,7 +229,7 @@ class Source(_Strict):
     columns: list[str] | None = None
     delimiter: str | None = None
     quote: str = '"'
-    encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
+    encoding: Literal["utf-8", "latin-1", "windows-1252", "utf-16"] = "utf-8"
     decimal: Literal[".", ","] = "."
     null_values: list[str] = Field(default_factory=lambda: [""])
     sheet: str | None = None

@@ -9,6 +9,8 @@ are returned as :class:`BadRow` so the engine can quarantine them: every row is 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +113,86 @@ def _header(path: Path, delim: str, source: Source) -> list[str]:
     return [c.strip() for c in first]
 
 
+def _windows_1252_as_utf8(path: Path, folder: Path) -> Path:
+    """A UTF-8 copy of a windows-1252 file, line for line (DuckDB reads no windows-1252).
+
+    The five bytes that windows-1252 leaves undefined are copied as they are: they are not
+    UTF-8 either, so the CSV reader rejects their records as it does a bad byte in a UTF-8
+    file, and those rows are quarantined with their lines.
+    """
+    copy = folder / (path.stem + ".utf-8" + path.suffix)
+    with path.open("rb") as src, copy.open("wb") as dst:
+        while chunk := src.read(_CHUNK_BYTES):  # one byte a character: chunks split nothing
+            dst.write(chunk.decode("cp1252", "surrogateescape").encode("utf-8", "surrogateescape"))
+    return copy
+
+
+def _windows_bytes_in_latin_1(path: Path) -> InputError | None:
+    """The error for a Latin-1 file with a byte in 0x80-0x9F (DuckDB refuses them), if any.
+
+    Such bytes are control codes in Latin-1 but letters and signs in windows-1252 (0x93 is a
+    curly quote, 0x80 the euro sign): the file was most likely written by Windows.
+    """
+    line = 1
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK_BYTES):
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            found = np.flatnonzero((data >= 0x80) & (data <= 0x9F))
+            if found.size:
+                at = int(found[0])
+                line += int(np.count_nonzero(data[:at] == 10))
+                return InputError(
+                    f"byte 0x{data[at]:02X} is no Latin-1 text (Latin-1 leaves 0x80-0x9F to "
+                    f"control codes); a file written by Windows is usually windows-1252: set "
+                    f"the source's encoding to windows-1252",
+                    rule="source-format",
+                    location=Location(file=str(path), line=line),
+                )
+            line += int(np.count_nonzero(data == 10))
+    return None
+
+
 def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> SourceInfo:
+    if source.encoding != "windows-1252":
+        return _read_csv_as(con, source, path, path)
+    with tempfile.TemporaryDirectory(prefix="cardiobox-") as folder:
+        copy = _windows_1252_as_utf8(path, Path(folder))
+        utf8 = source.model_copy(update={"encoding": "utf-8"})
+        return _read_csv_as(con, utf8, copy, path)
+
+
+def _read_csv_as(
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, shown: Path
+) -> SourceInfo:
+    """Read ``path`` into ``_src``; errors and rows name the file as ``shown``."""
+    try:
+        info = _read_csv_file(con, source, path)
+    except InputError as exc:
+        if path == shown:
+            raise
+        where = dataclasses.replace(exc.location, file=str(shown))
+        raise InputError(exc.message, exc.rule, where) from exc
+    finally:
+        if path != shown:
+            for table in ("_src_rejects", "_src_rejects_scan"):  # they name the copy
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+    info.path = str(shown)
+    if path != shown:  # DuckDB's message would say the copy is not UTF-8
+        info.bad_rows = [
+            dataclasses.replace(b, message=_UNDEFINED_IN_1252)
+            if b.message.startswith("invalid encoding")
+            else b
+            for b in info.bad_rows
+        ]
+    return info
+
+
+_UNDEFINED_IN_1252 = (
+    "invalid encoding: a byte that windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90 or 0x9D)"
+)
+
+
+def _read_csv_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> SourceInfo:
     delim = source.delimiter or ("\t" if source.format == "tsv" else ",")
     names = source.columns
     if source.header:
@@ -144,6 +225,9 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> Sou
                 max_line_size = 16777216)"""
         )
     except duckdb.Error as exc:
+        windows = _windows_bytes_in_latin_1(path) if source.encoding == "latin-1" else None
+        if windows is not None:
+            raise windows from exc
         raise InputError(
             f"cannot read the file as {source.format.upper()} ({source.encoding}): "
             f"{str(exc).splitlines()[0]}",
