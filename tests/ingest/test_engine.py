@@ -250,6 +250,24 @@ def test_windows_bytes_in_a_latin_1_file(extract: Path, tmp_path: Path) -> None:
     assert "0x93" in err.value.message and "windows-1252" in err.value.message
 
 
+def test_wrong_delimiter_is_hinted(extract: Path, tmp_path: Path) -> None:
+    src = extract.parent / "labs.csv"
+    src.write_bytes(src.read_bytes().replace(b";", b","))
+    with pytest.raises(InputError) as err:
+        run_mapping(extract, tmp_path / "s.duckdb")
+    assert err.value.rule == "unknown-column"
+    assert "read as one column, which holds ','" in err.value.message
+
+
+def test_duplicate_column_names(extract: Path, tmp_path: Path) -> None:
+    src = extract.parent / "labs.csv"
+    src.write_bytes(src.read_bytes().replace(b"sexo;", b"fecha;", 1))
+    with pytest.raises(InputError) as err:
+        run_mapping(extract, tmp_path / "s.duckdb")
+    assert err.value.rule == "source-columns" and err.value.location.line == 1
+    assert "'fecha' twice (columns 2 and 3)" in err.value.message
+
+
 def test_source_override(extract: Path, tmp_path: Path) -> None:
     other = tmp_path / "march.csv"
     other.write_bytes(

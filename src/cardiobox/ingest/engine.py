@@ -202,7 +202,7 @@ class MappingRun:
                 first = str(exc).splitlines()[0]
                 raise InputError(
                     f"{where}: the expression {expr!r} does not work on this source: {first} "
-                    f"(columns: {', '.join(compiler.columns)})",
+                    f"(columns: {', '.join(compiler.columns)}){_delimiter_hint(compiler.columns)}",
                     rule="unknown-column",
                     location=Location(file=str(self.path)),
                 ) from exc
@@ -257,6 +257,23 @@ class MappingRun:
                     NULL, 'malformed-row', NULL, message, NULL, raw, NULL FROM _bad_rows;
                 DROP TABLE _bad_rows"""
             )
+
+
+#: Field separators that text extracts use.
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _delimiter_hint(columns: list[str]) -> str:
+    """A hint when the header was read as one column holding another field separator."""
+    if len(columns) != 1:
+        return ""
+    found = [d for d in _DELIMITERS if d in columns[0]]
+    if not found:
+        return ""
+    return (
+        f"; the header was read as one column, which holds {found[0]!r}: "
+        "is the source's delimiter right?"
+    )
 
 
 def _missing_patient(patient: Compiled) -> Problem:

@@ -113,6 +113,22 @@ def _header(path: Path, delim: str, source: Source) -> list[str]:
     return [c.strip() for c in first]
 
 
+def _check_distinct(names: list[str], path: Path, from_header: bool) -> None:
+    """Every column needs its own name: expressions name columns."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in seen:
+            where = "the header" if from_header else "the mapping's source.columns"
+            raise InputError(
+                f"{where} names column {name!r} twice (columns {seen[name]} and {position}): "
+                "give each column its own name"
+                + (" (or list them under source.columns in the mapping)" if from_header else ""),
+                rule="source-columns",
+                location=Location(file=str(path), line=1 if from_header else None),
+            )
+        seen[name] = position
+
+
 def _windows_1252_as_utf8(path: Path, folder: Path) -> Path:
     """A UTF-8 copy of a windows-1252 file, line for line (DuckDB reads no windows-1252).
 
@@ -205,6 +221,7 @@ def _read_csv_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -
                 location=Location(file=str(path), line=1),
             )
     assert names is not None
+    _check_distinct(names, path, from_header=source.header and not source.columns)
     columns = "{" + ", ".join(f"{_sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
     con.execute("DROP TABLE IF EXISTS _src_rejects")
     con.execute("DROP TABLE IF EXISTS _src_rejects_scan")
