@@ -160,37 +160,3 @@ def test_records_are_numbered_by_line(
 def test_records_over_several_lines_are_numbered_by_position(tmp_path: Path) -> None:
     got, numbering = csv_lines(tmp_path, 'id,v\na,"1\n2"\nb,2\n')
     assert got == [(1, "a"), (2, "b")] and numbering == "row"
-
-
-@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 7, 1 << 26])
-def test_content_lines_from_bytes(tmp_path: Path, chunk_bytes: int) -> None:
-    """Lines counted from the bytes: those that hold more than spaces, wherever chunks end."""
-    from cardiobox.ingest.sources import _content_lines
-
-    data = b"a;b\r\n\r\n  \n1;\xf1\n\t\x0c\n\x0b\nx\r\n\n2;3"
-    path = tmp_path / "f.csv"
-    path.write_bytes(data)
-    expected = [
-        n
-        for n, line in enumerate(data.split(b"\n"), start=1)
-        if any(byte not in b"\t\n\x0c\r " for byte in line)
-    ]
-    assert _content_lines(path, chunk_bytes).tolist() == expected == [1, 4, 6, 7, 9]
-    path.write_bytes(data + b"\n")
-    assert _content_lines(path, chunk_bytes).tolist() == expected
-    path.write_bytes(b"")
-    assert _content_lines(path, chunk_bytes).tolist() == []
-
-
-@pytest.mark.parametrize("end", [b"\n", b"\r\n"])
-def test_content_lines_agree_with_the_line_reader(tmp_path: Path, end: bytes) -> None:
-    """On a file both can read, the bytes give the lines that DuckDB's line reader gives."""
-    from cardiobox.ingest.sources import _NOT_BLANK, _content_lines, _lines_text
-
-    lines = [b"a;b", b"", b"  ", b"1;2", b"\t", b"\x0b", b"x", b"", b"", b"2;3"]
-    path = tmp_path / "f.csv"
-    path.write_bytes(end.join(lines) + end)
-    lines_query = _lines_text(Source(format="csv", path="f.csv"), path)
-    query = f"SELECT line FROM ({lines_query}) WHERE {_NOT_BLANK}"
-    read = [n for (n,) in duckdb.connect().execute(query + " ORDER BY line").fetchall()]
-    assert _content_lines(path).tolist() == read

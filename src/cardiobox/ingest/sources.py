@@ -17,11 +17,17 @@ from typing import Any
 
 import duckdb
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 
 from cardiobox.errors import InputError, Location
 from cardiobox.ingest.mapping import Source
+from cardiobox.ingest.text_files import (
+    UNDEFINED_IN_1252,
+    content_lines,
+    first_line,
+    windows_1252_as_utf8,
+    windows_bytes_in_latin_1,
+)
 from cardiobox.store.readers import newline_option
 
 
@@ -86,19 +92,10 @@ def _normalise_nulls(
     con.execute("DROP TABLE IF EXISTS _src_read")
 
 
-def _first_line(path: Path, encoding: str) -> str:
-    """The file's first line, decoded on its own: a bad byte further on is not its fault."""
-    if encoding == "utf-16":  # a line break is two bytes: let the decoder find it
-        with path.open(encoding="utf-16", newline="") as fh:
-            return fh.readline()
-    with path.open("rb") as fh:
-        return fh.readline().decode("utf-8-sig" if encoding == "utf-8" else encoding)
-
-
 def _header(path: Path, delim: str, source: Source) -> list[str]:
     """The column names on the first line (a CSV header is one line)."""
     try:
-        line = _first_line(path, source.encoding)
+        line = first_line(path, source.encoding)
         first = next(csv.reader([line], delimiter=delim, quotechar=source.quote), [])
     except (UnicodeError, csv.Error) as exc:
         raise InputError(
@@ -129,50 +126,11 @@ def _check_distinct(names: list[str], path: Path, from_header: bool) -> None:
         seen[name] = position
 
 
-def _windows_1252_as_utf8(path: Path, folder: Path) -> Path:
-    """A UTF-8 copy of a windows-1252 file, line for line (DuckDB reads no windows-1252).
-
-    The five bytes that windows-1252 leaves undefined are copied as they are: they are not
-    UTF-8 either, so the CSV reader rejects their records as it does a bad byte in a UTF-8
-    file, and those rows are quarantined with their lines.
-    """
-    copy = folder / (path.stem + ".utf-8" + path.suffix)
-    with path.open("rb") as src, copy.open("wb") as dst:
-        while chunk := src.read(_CHUNK_BYTES):  # one byte a character: chunks split nothing
-            dst.write(chunk.decode("cp1252", "surrogateescape").encode("utf-8", "surrogateescape"))
-    return copy
-
-
-def _windows_bytes_in_latin_1(path: Path) -> InputError | None:
-    """The error for a Latin-1 file with a byte in 0x80-0x9F (DuckDB refuses them), if any.
-
-    Such bytes are control codes in Latin-1 but letters and signs in windows-1252 (0x93 is a
-    curly quote, 0x80 the euro sign): the file was most likely written by Windows.
-    """
-    line = 1
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK_BYTES):
-            data = np.frombuffer(chunk, dtype=np.uint8)
-            found = np.flatnonzero((data >= 0x80) & (data <= 0x9F))
-            if found.size:
-                at = int(found[0])
-                line += int(np.count_nonzero(data[:at] == 10))
-                return InputError(
-                    f"byte 0x{data[at]:02X} is no Latin-1 text (Latin-1 leaves 0x80-0x9F to "
-                    f"control codes); a file written by Windows is usually windows-1252: set "
-                    f"the source's encoding to windows-1252",
-                    rule="source-format",
-                    location=Location(file=str(path), line=line),
-                )
-            line += int(np.count_nonzero(data == 10))
-    return None
-
-
 def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> SourceInfo:
     if source.encoding != "windows-1252":
         return _read_csv_as(con, source, path, path)
     with tempfile.TemporaryDirectory(prefix="cardiobox-") as folder:
-        copy = _windows_1252_as_utf8(path, Path(folder))
+        copy = windows_1252_as_utf8(path, Path(folder))
         utf8 = source.model_copy(update={"encoding": "utf-8"})
         return _read_csv_as(con, utf8, copy, path)
 
@@ -195,17 +153,12 @@ def _read_csv_as(
     info.path = str(shown)
     if path != shown:  # DuckDB's message would say the copy is not UTF-8
         info.bad_rows = [
-            dataclasses.replace(b, message=_UNDEFINED_IN_1252)
+            dataclasses.replace(b, message=UNDEFINED_IN_1252)
             if b.message.startswith("invalid encoding")
             else b
             for b in info.bad_rows
         ]
     return info
-
-
-_UNDEFINED_IN_1252 = (
-    "invalid encoding: a byte that windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90 or 0x9D)"
-)
 
 
 def _read_csv_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> SourceInfo:
@@ -242,7 +195,7 @@ def _read_csv_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -
                 max_line_size = 16777216)"""
         )
     except duckdb.Error as exc:
-        windows = _windows_bytes_in_latin_1(path) if source.encoding == "latin-1" else None
+        windows = windows_bytes_in_latin_1(path) if source.encoding == "latin-1" else None
         if windows is not None:
             raise windows from exc
         raise InputError(
@@ -273,44 +226,6 @@ def _lines_text(source: Source, path: Path) -> str:
         escape = '', auto_detect = false, new_line = '{newline_option(path)}',
         strict_mode = false, parallel = false, encoding = {_sql_literal(source.encoding)},
         max_line_size = 16777216)"""
-
-
-#: Bytes of the spaces that leave a line blank (RE2's ``\s``: tab, line feed, form feed,
-#: carriage return, space).
-_SPACE_BYTES = np.array([9, 10, 12, 13, 32], dtype=np.uint8)
-#: Bytes read at a time when lines are counted from the bytes.
-_CHUNK_BYTES = 1 << 26
-
-
-def _content_lines(path: Path, chunk_bytes: int = _CHUNK_BYTES) -> npt.NDArray[np.int64]:
-    r"""The numbers (1-based) of a file's lines that are not blank, counted from its bytes.
-
-    For a file that the line reader cannot decode (a byte its encoding does not allow, whose
-    record the CSV reader rejected). A line ends at a line feed, in files with ``\n`` and
-    ``\r\n`` line ends alike; the file is read in chunks, so memory stays bounded.
-    """
-    found: list[npt.NDArray[np.int64]] = []
-    line = 1  # the line that the next chunk starts in
-    open_content = False  # that line already holds a byte other than a space
-    with path.open("rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            data = np.frombuffer(chunk, dtype=np.uint8)
-            ends = np.flatnonzero(data == 10)
-            content = ~np.isin(data, _SPACE_BYTES)
-            starts = np.concatenate(([0], ends + 1))
-            # each segment: the rest of the open line, the lines ended in the chunk, then
-            # the start of the line that the next chunk continues (empty at the chunk's end)
-            has = np.zeros(starts.size, dtype=bool)
-            inside = starts < data.size
-            has[inside] = np.logical_or.reduceat(content, starts[inside])
-            has[0] |= open_content
-            numbers = line + np.arange(ends.size, dtype=np.int64)
-            found.append(numbers[has[:-1]])
-            line += ends.size
-            open_content = bool(has[-1])
-    if open_content:  # a last line without a line feed
-        found.append(np.array([line], dtype=np.int64))
-    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
 #: A line that holds a record (DuckDB's reader skips blank ones).
@@ -359,7 +274,7 @@ def _number_lines(
             raise
         # A byte the encoding does not allow stops the line reader (the CSV reader rejected
         # that record): the lines are counted from the bytes instead.
-        lines = _content_lines(path)
+        lines = content_lines(path)
         lines = lines[(lines > header) & ~np.isin(lines, np.array(bad_lines, dtype=np.int64))]
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _lines AS

@@ -1,0 +1,157 @@
+"""Reading text files whatever their bytes: first lines, line counts, windows-1252.
+
+DuckDB's CSV reader decodes UTF-8, Latin-1 and UTF-16 itself. These helpers cover what it
+cannot: a header decoded apart from the rest of the file, lines counted in a file that holds a
+byte its encoding does not allow, windows-1252 files (read through a UTF-8 copy), and the
+Windows bytes that DuckDB refuses in a file declared Latin-1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from cardiobox.errors import InputError, Location
+
+#: Bytes read at a time.
+CHUNK_BYTES = 1 << 26
+#: Bytes of the spaces that leave a line blank (RE2's ``\s``: tab, line feed, form feed,
+#: carriage return, space).
+SPACE_BYTES = np.array([9, 10, 12, 13, 32], dtype=np.uint8)
+#: The message for a record with a byte that windows-1252 leaves undefined.
+UNDEFINED_IN_1252 = (
+    "invalid encoding: a byte that windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90 or 0x9D)"
+)
+
+
+def first_line(path: Path, encoding: str) -> str:
+    """The file's first line, decoded on its own: a bad byte further on is not its fault.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    encoding : str
+        ``utf-8`` (a byte-order mark is dropped), ``latin-1``, ``windows-1252`` or ``utf-16``.
+
+    Returns
+    -------
+    str
+        The first line with its line end ("" for an empty file).
+
+    Raises
+    ------
+    UnicodeDecodeError
+        When the first line itself is not text in ``encoding``.
+    """
+    if encoding == "utf-16":  # a line break is two bytes: let the decoder find it
+        with path.open(encoding="utf-16", newline="") as fh:
+            return fh.readline()
+    with path.open("rb") as fh:
+        return fh.readline().decode("utf-8-sig" if encoding == "utf-8" else encoding)
+
+
+def windows_1252_as_utf8(path: Path, folder: Path) -> Path:
+    """A UTF-8 copy of a windows-1252 file, line for line (DuckDB reads no windows-1252).
+
+    The five bytes that windows-1252 leaves undefined are copied as they are: they are not
+    UTF-8 either, so the CSV reader rejects their records as it does a bad byte in a UTF-8
+    file, and those rows are quarantined with their lines.
+
+    Parameters
+    ----------
+    path : Path
+        The windows-1252 file.
+    folder : Path
+        Where the copy is written (the caller deletes it).
+
+    Returns
+    -------
+    Path
+        The copy.
+    """
+    copy = folder / (path.stem + ".utf-8" + path.suffix)
+    with path.open("rb") as src, copy.open("wb") as dst:
+        while chunk := src.read(CHUNK_BYTES):  # one byte a character: chunks split nothing
+            dst.write(chunk.decode("cp1252", "surrogateescape").encode("utf-8", "surrogateescape"))
+    return copy
+
+
+def windows_bytes_in_latin_1(path: Path) -> InputError | None:
+    """The error for a Latin-1 file with a byte in 0x80-0x9F (DuckDB refuses them), if any.
+
+    Such bytes are control codes in Latin-1 but letters and signs in windows-1252 (0x93 is a
+    curly quote, 0x80 the euro sign): the file was most likely written by Windows.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+
+    Returns
+    -------
+    InputError or None
+        ``source-format``, at the line of the first such byte; None when there is none.
+    """
+    line = 1
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK_BYTES):
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            found = np.flatnonzero((data >= 0x80) & (data <= 0x9F))
+            if found.size:
+                at = int(found[0])
+                line += int(np.count_nonzero(data[:at] == 10))
+                return InputError(
+                    f"byte 0x{data[at]:02X} is no Latin-1 text (Latin-1 leaves 0x80-0x9F to "
+                    f"control codes); a file written by Windows is usually windows-1252: set "
+                    f"the source's encoding to windows-1252",
+                    rule="source-format",
+                    location=Location(file=str(path), line=line),
+                )
+            line += int(np.count_nonzero(data == 10))
+    return None
+
+
+def content_lines(path: Path, chunk_bytes: int = CHUNK_BYTES) -> npt.NDArray[np.int64]:
+    r"""The numbers (1-based) of a file's lines that are not blank, counted from its bytes.
+
+    For a file that the line reader cannot decode (a byte its encoding does not allow, whose
+    record the CSV reader rejected). A line ends at a line feed, in files with ``\n`` and
+    ``\r\n`` line ends alike; the file is read in chunks, so memory stays bounded.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    chunk_bytes : int, default CHUNK_BYTES
+        Bytes read at a time.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The line numbers, ascending (blank: nothing but the bytes of :data:`SPACE_BYTES`).
+    """
+    found: list[npt.NDArray[np.int64]] = []
+    line = 1  # the line that the next chunk starts in
+    open_content = False  # that line already holds a byte other than a space
+    with path.open("rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            ends = np.flatnonzero(data == 10)
+            content = ~np.isin(data, SPACE_BYTES)
+            starts = np.concatenate(([0], ends + 1))
+            # each segment: the rest of the open line, the lines ended in the chunk, then
+            # the start of the line that the next chunk continues (empty at the chunk's end)
+            has = np.zeros(starts.size, dtype=bool)
+            inside = starts < data.size
+            has[inside] = np.logical_or.reduceat(content, starts[inside])
+            has[0] |= open_content
+            numbers = line + np.arange(ends.size, dtype=np.int64)
+            found.append(numbers[has[:-1]])
+            line += ends.size
+            open_content = bool(has[-1])
+    if open_content:  # a last line without a line feed
+        found.append(np.array([line], dtype=np.int64))
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
