@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -90,3 +92,24 @@ def test_export_into_a_site_store(tmp_path: Path) -> None:
     assert out["read"] == out["stored"] > 12
     result = runner.invoke(app, ["synth", "export", str(table), "--site", str(store)])
     assert result.exit_code == 2 and "no --domain" in result.output
+
+
+def test_a_drafted_domain_is_noted_once(tmp_path: Path) -> None:
+    """Loading a drafted domain and encoding with it both warn; each command says it once."""
+    domain = tmp_path / "d.yaml"
+    assert runner.invoke(app, ["synth", "domain", str(HF), "--out", str(domain)]).exit_code == 0
+
+    def cardiobox(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "cardiobox", *args], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode in (0, 1), done.stderr
+        return done.stdout + done.stderr
+
+    model, sample = tmp_path / "m.json", tmp_path / "s.csv"
+    fitted = cardiobox("synth", "fit", str(HF), "--domain", str(domain), "--out", str(model))
+    assert fitted.count("DRAFTED") == 1 and "note: encoding with domain" in fitted, fitted
+    cardiobox("synth", "sample", str(model), "-n", "100", "--out", str(sample))
+    args = ["--real", str(HF), "--synthetic", str(sample), "--out", str(tmp_path / "r")]
+    reported = cardiobox("synth", "report", *args)
+    assert reported.count("DRAFTED") == 1 and "warning: domain" in reported, reported

@@ -36,6 +36,7 @@ def main(
 def run(prog_name: str | None = None) -> None:
     """The ``cardiobox`` command: the app, with cardiobox's own warnings as one line each."""
     python_format = warnings.formatwarning
+    shown: set[type[Warning]] = set()
 
     def format_warning(
         message: Warning | str,
@@ -44,7 +45,7 @@ def run(prog_name: str | None = None) -> None:
         lineno: int,
         line: str | None = None,
     ) -> str:
-        return _format_warning(message, category, filename, lineno, line, python_format)
+        return _format_warning(message, category, filename, lineno, line, python_format, shown)
 
     warnings.formatwarning = format_warning
     try:
@@ -60,14 +61,21 @@ def _format_warning(
     lineno: int,
     line: str | None = None,
     python_format: Callable[..., str] = warnings.formatwarning,
+    shown: set[type[Warning]] | None = None,
 ) -> str:
     """A warning of one of cardiobox's own categories as a ``warning: message`` line.
 
     They are meant for the person at the terminal (a note in another language, a domain
     derived from data); other warnings, a library's even when raised from cardiobox's code,
-    keep Python's format (file, line and category).
+    keep Python's format (file, line and category). A category marked ``once_per_command``
+    (the same note, whichever step raised it) is shown once: the first time its category is
+    added to ``shown``; later ones come out as nothing.
     """
     if category.__module__.split(".")[0] == "cardiobox":
+        if getattr(category, "once_per_command", False) and shown is not None:
+            if category in shown:
+                return ""
+            shown.add(category)
         return f"warning: {message}\n"
     return str(python_format(message, category, filename, lineno, line))
 

@@ -22,13 +22,22 @@ JsonOption = Annotated[
 ]
 
 
-def _domain_arg(domain: str) -> Any:
-    """A domain file, or a built-in template's name."""
-    from cardiobox.synth.domain import load_domain
+def _domain_arg(domain: str, noted_later: bool = False) -> Any:
+    """A domain file, or a built-in template's name.
+
+    ``noted_later``: the command records and prints the fit's notes, which say so when the
+    domain was drafted from data, so loading it does not warn as well.
+    """
+    import warnings
+
+    from cardiobox.synth.domain import DerivedDomainWarning, load_domain
     from cardiobox.synth.templates import template, template_names
 
     if Path(domain).exists():
-        return load_domain(domain)
+        with warnings.catch_warnings():
+            if noted_later:
+                warnings.simplefilter("ignore", DerivedDomainWarning)
+            return load_domain(domain)
     if domain in template_names():
         return template(domain)
     from cardiobox.errors import InputError
@@ -121,7 +130,7 @@ def fit(
     try:
         site_policy = load_policy(policy) if policy is not None else None
         model = synth_fit(
-            table, _domain_arg(domain), mechanism, epsilon, delta, seed,  # type: ignore[arg-type]
+            table, _domain_arg(domain, noted_later=True), mechanism, epsilon, delta, seed,  # type: ignore[arg-type]
             policy=site_policy,
         )  # fmt: skip
         model.save(out_path)

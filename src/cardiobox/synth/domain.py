@@ -132,6 +132,9 @@ class DomainError(CardioboxError):
 class DerivedDomainWarning(UserWarning):
     """A domain was derived from the data: it is not private until it has been reviewed."""
 
+    # Loading the domain and encoding with it both warn: a command shows the note once.
+    once_per_command = True
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
