@@ -113,3 +113,18 @@ def test_a_drafted_domain_is_noted_once(tmp_path: Path) -> None:
     args = ["--real", str(HF), "--synthetic", str(sample), "--out", str(tmp_path / "r")]
     reported = cardiobox("synth", "report", *args)
     assert reported.count("DRAFTED") == 1 and "warning: domain" in reported, reported
+
+
+def test_once_per_command_is_per_domain() -> None:
+    from cardiobox.cli.main import _format_warning
+    from cardiobox.synth.domain import DerivedDomainWarning
+
+    shown: set[tuple[type[Warning], object]] = set()
+
+    def show(text: str, domain: str) -> str:
+        return _format_warning(DerivedDomainWarning(text, domain), DerivedDomainWarning, "f", 1,
+                               shown=shown)  # fmt: skip
+
+    assert show("domain 'a': note", "a") == "warning: domain 'a': note\n"
+    assert show("encoding with domain 'a': note", "a") == ""
+    assert show("domain 'b': note", "b") == "warning: domain 'b': note\n"

@@ -260,12 +260,51 @@ def test_wrong_delimiter_is_hinted(extract: Path, tmp_path: Path) -> None:
 
 
 def test_duplicate_column_names(extract: Path, tmp_path: Path) -> None:
+    """Named twice, whatever the case of the letters (DuckDB's names ignore it)."""
     src = extract.parent / "labs.csv"
-    src.write_bytes(src.read_bytes().replace(b"sexo;", b"fecha;", 1))
+    src.write_bytes(src.read_bytes().replace(b"sexo;", b"FECHA;", 1))
     with pytest.raises(InputError) as err:
         run_mapping(extract, tmp_path / "s.duckdb")
     assert err.value.rule == "source-columns" and err.value.location.line == 1
-    assert "'fecha' twice (columns 2 and 3)" in err.value.message
+    assert "'fecha' twice (columns 2 and 3" in err.value.message
+    # listed in the mapping instead: the mapping's own error, at its line
+    extract.write_text(
+        extract.read_text().replace(
+            "  encoding: latin-1\n",
+            "  encoding: latin-1\n  columns: [nhc, sexo, fecha, prueba, Sexo, unidad]\n",
+        )
+    )
+    with pytest.raises(InputError) as err:
+        run_mapping(extract, tmp_path / "s.duckdb")
+    assert err.value.rule == "mapping-schema" and err.value.location.file == str(extract)
+    assert "['Sexo', 'sexo'] more than once" in err.value.message
+
+
+def test_unclosed_quote_keeps_the_tail(extract: Path, tmp_path: Path) -> None:
+    """A quote opened and never closed runs to the end of the file: DuckDB drops that last
+    record silently; the load quarantines it whole, with its line, and counts it."""
+    src = extract.parent / "labs.csv"
+    lines = src.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b";138;", b';"138;')  # line 4 of 6
+    src.write_bytes(b"\n".join([*lines[:2], b"", *lines[2:]]))  # and a blank line 3
+    db = tmp_path / "s.duckdb"
+    rep = run_mapping(extract, db)
+    assert (rep.rows_read, rep.rows_loaded, rep.rows_quarantined) == (3, 2, 1)
+    with SiteStore(db, read_only=True) as store:
+        (bad,) = store.quarantine(None)
+        loaded = store.con.execute("SELECT DISTINCT source_line FROM resources ORDER BY 1")
+        assert [line for (line,) in loaded.fetchall()] == [2, 4]
+    assert bad["line"] == 5 and bad["rule"] == "malformed-row"
+    assert "unclosed quote" in bad["message"] and "3 lines" in bad["message"]
+
+
+def test_unclosed_quote_in_the_header(extract: Path, tmp_path: Path) -> None:
+    src = extract.parent / "labs.csv"
+    src.write_bytes(src.read_bytes().replace(b";unidad", b';"unidad', 1))
+    with pytest.raises(InputError) as err:
+        run_mapping(extract, tmp_path / "s.duckdb")
+    assert err.value.rule == "source-format" and err.value.location.line == 1
+    assert "not closed" in err.value.message
 
 
 def test_source_override(extract: Path, tmp_path: Path) -> None:

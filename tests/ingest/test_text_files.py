@@ -12,6 +12,7 @@ from cardiobox.ingest.sources import _NOT_BLANK, _lines_text
 from cardiobox.ingest.text_files import (
     content_lines,
     first_line,
+    open_quote_line,
     windows_1252_as_utf8,
     windows_bytes_in_latin_1,
 )
@@ -69,3 +70,29 @@ def test_windows_bytes_in_latin_1(tmp_path: Path) -> None:
     assert error is not None and error.location.line == 3 and "0x93" in error.message
     path.write_bytes(b"a;b\n\xe9;1\n")
     assert windows_bytes_in_latin_1(path) is None
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 1 << 26])
+def test_open_quote_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    import cardiobox.ingest.text_files as text_files
+
+    monkeypatch.setattr(text_files, "CHUNK_BYTES", chunk)
+    path = tmp_path / "f.csv"
+    closed = b'a;b\r\n1;"x ""y"" z"\r\n2;12"\r\n"3\n4";5\r\n'  # escapes, a literal, a long field
+    path.write_bytes(closed)
+    assert open_quote_line(path, '"', ";") is None
+    path.write_bytes(closed + b'6;"never\r\n7;8\r\n')
+    assert open_quote_line(path, '"', ";") == (6, len(closed))
+    path.write_bytes(b'"a;b\n1;2\n')
+    assert open_quote_line(path, '"', ";") == (1, 0)
+    path.write_bytes(b"")
+    assert open_quote_line(path, '"', ";") is None
+
+
+@pytest.mark.parametrize("order", ["utf-16-le", "utf-16-be"])
+def test_first_line_of_utf16_is_decoded_alone(tmp_path: Path, order: str) -> None:
+    path = tmp_path / "f.csv"
+    bom = b"\xff\xfe" if order == "utf-16-le" else b"\xfe\xff"
+    lone_surrogate = b"\x00\xd8" if order == "utf-16-le" else b"\xd8\x00"
+    path.write_bytes(bom + "a;b\n1;".encode(order) + lone_surrogate + "\n".encode(order))
+    assert first_line(path, "utf-16") == "a;b\n"

@@ -36,7 +36,7 @@ def main(
 def run(prog_name: str | None = None) -> None:
     """The ``cardiobox`` command: the app, with cardiobox's own warnings as one line each."""
     python_format = warnings.formatwarning
-    shown: set[type[Warning]] = set()
+    shown: set[tuple[type[Warning], object]] = set()
 
     def format_warning(
         message: Warning | str,
@@ -61,21 +61,23 @@ def _format_warning(
     lineno: int,
     line: str | None = None,
     python_format: Callable[..., str] = warnings.formatwarning,
-    shown: set[type[Warning]] | None = None,
+    shown: set[tuple[type[Warning], object]] | None = None,
 ) -> str:
     """A warning of one of cardiobox's own categories as a ``warning: message`` line.
 
     They are meant for the person at the terminal (a note in another language, a domain
     derived from data); other warnings, a library's even when raised from cardiobox's code,
     keep Python's format (file, line and category). A category marked ``once_per_command``
-    (the same note, whichever step raised it) is shown once: the first time its category is
-    added to ``shown``; later ones come out as nothing.
+    (the same note, whichever step raised it) is shown once per category and ``once_key`` of
+    the warning (say, the domain it is about): the first one is added to ``shown``; later ones
+    come out as nothing.
     """
     if category.__module__.split(".")[0] == "cardiobox":
         if getattr(category, "once_per_command", False) and shown is not None:
-            if category in shown:
+            key = (category, getattr(message, "once_key", None))
+            if key in shown:
                 return ""
-            shown.add(category)
+            shown.add(key)
         return f"warning: {message}\n"
     return str(python_format(message, category, filename, lineno, line))
 

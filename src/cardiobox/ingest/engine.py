@@ -267,11 +267,11 @@ def _delimiter_hint(columns: list[str]) -> str:
     """A hint when the header was read as one column holding another field separator."""
     if len(columns) != 1:
         return ""
-    found = [d for d in _DELIMITERS if d in columns[0]]
-    if not found:
+    most = max(_DELIMITERS, key=columns[0].count)
+    if not columns[0].count(most):
         return ""
     return (
-        f"; the header was read as one column, which holds {found[0]!r}: "
+        f"; the header was read as one column, which holds {most!r}: "
         "is the source's delimiter right?"
     )
 

@@ -239,6 +239,13 @@ class Source(_Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> Source:
+        if self.columns:
+            # DuckDB compares column names regardless of the case of ASCII letters
+            keys = ["".join(c.lower() if c.isascii() else c for c in n) for n in self.columns]
+            named = zip(self.columns, keys, strict=True)
+            twice = sorted({n for n, k in named if keys.count(k) > 1})
+            if twice:
+                raise ValueError(f"columns names {twice} more than once (case does not count)")
         if self.format == "sql":
             if not (self.url and self.query):
                 raise ValueError("a sql source needs 'url' and 'query'")

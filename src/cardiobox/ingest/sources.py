@@ -25,6 +25,7 @@ from cardiobox.ingest.text_files import (
     UNDEFINED_IN_1252,
     content_lines,
     first_line,
+    open_quote_line,
     windows_1252_as_utf8,
     windows_bytes_in_latin_1,
 )
@@ -94,78 +95,83 @@ def _normalise_nulls(
 
 def _header(path: Path, delim: str, source: Source) -> list[str]:
     """The column names on the first line (a CSV header is one line)."""
+    where = Location(file=str(path), line=1)
     try:
         line = first_line(path, source.encoding)
-        first = next(csv.reader([line], delimiter=delim, quotechar=source.quote), [])
-    except (UnicodeError, csv.Error) as exc:
+    except UnicodeError as exc:
         raise InputError(
             f"cannot read the header line as {source.encoding}: {exc}",
             rule="source-format",
-            location=Location(file=str(path), line=1),
+            location=where,
+        ) from exc
+    try:
+        first = next(csv.reader([line], delimiter=delim, quotechar=source.quote, strict=True), [])
+    except csv.Error as exc:
+        # An unclosed quote would run the header on over the whole file.
+        raise InputError(
+            f"cannot read the header line: {exc} (a quote {source.quote!r} that is not closed?)",
+            rule="source-format",
+            location=where,
         ) from exc
     if not first:
-        raise InputError(
-            "the file is empty", rule="source-format", location=Location(file=str(path), line=1)
-        )
+        raise InputError("the file is empty", rule="source-format", location=where)
     return [c.strip() for c in first]
 
 
-def _check_distinct(names: list[str], path: Path, from_header: bool) -> None:
-    """Every column needs its own name: expressions name columns."""
+def _check_distinct(names: list[str], path: Path) -> None:
+    """Every header column needs its own name: expressions name columns.
+
+    Compared as DuckDB compares names: ASCII letters without regard to case.
+    """
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
-        if name in seen:
-            where = "the header" if from_header else "the mapping's source.columns"
+        key = "".join(c.lower() if c.isascii() else c for c in name)
+        if key in seen:
             raise InputError(
-                f"{where} names column {name!r} twice (columns {seen[name]} and {position}): "
-                "give each column its own name"
-                + (" (or list them under source.columns in the mapping)" if from_header else ""),
+                f"the header names column {name!r} twice (columns {seen[key]} and {position}; "
+                "names are compared regardless of case): give each column its own name, or "
+                "list them under source.columns in the mapping",
                 rule="source-columns",
-                location=Location(file=str(path), line=1 if from_header else None),
+                location=Location(file=str(path), line=1),
             )
-        seen[name] = position
+        seen[key] = position
 
 
 def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> SourceInfo:
     if source.encoding != "windows-1252":
-        return _read_csv_as(con, source, path, path)
+        return _read_csv_file(con, source, path, path)
     with tempfile.TemporaryDirectory(prefix="cardiobox-") as folder:
         copy = windows_1252_as_utf8(path, Path(folder))
-        utf8 = source.model_copy(update={"encoding": "utf-8"})
-        return _read_csv_as(con, utf8, copy, path)
-
-
-def _read_csv_as(
-    con: duckdb.DuckDBPyConnection, source: Source, path: Path, shown: Path
-) -> SourceInfo:
-    """Read ``path`` into ``_src``; errors and rows name the file as ``shown``."""
-    try:
-        info = _read_csv_file(con, source, path)
-    except InputError as exc:
-        if path == shown:
-            raise
-        where = dataclasses.replace(exc.location, file=str(shown))
-        raise InputError(exc.message, exc.rule, where) from exc
-    finally:
-        if path != shown:
+        try:
+            info = _read_csv_file(con, source, path, copy)
+        finally:
             for table in ("_src_rejects", "_src_rejects_scan"):  # they name the copy
                 con.execute(f"DROP TABLE IF EXISTS {table}")
-    info.path = str(shown)
-    if path != shown:  # DuckDB's message would say the copy is not UTF-8
-        info.bad_rows = [
-            dataclasses.replace(b, message=UNDEFINED_IN_1252)
-            if b.message.startswith("invalid encoding")
-            else b
-            for b in info.bad_rows
-        ]
+    # DuckDB's message would say that the copy is not UTF-8
+    info.bad_rows = [
+        dataclasses.replace(b, message=UNDEFINED_IN_1252)
+        if b.message.startswith("invalid encoding")
+        else b
+        for b in info.bad_rows
+    ]
     return info
 
 
-def _read_csv_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> SourceInfo:
+def _read_csv_file(
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, read: Path
+) -> SourceInfo:
+    """Read the CSV file ``path`` into ``_src``; DuckDB reads ``read`` (it or its UTF-8 copy).
+
+    Errors and rows name ``path`` and the declared encoding.
+    """
     delim = source.delimiter or ("\t" if source.format == "tsv" else ",")
+    # what DuckDB reads: a windows-1252 file's copy is UTF-8
+    as_read = source if read == path else source.model_copy(update={"encoding": "utf-8"})
     names = source.columns
     if source.header:
         file_columns = _header(path, delim, source)
+        if not names:
+            _check_distinct(file_columns, path)
         names = names or file_columns
         if len(names) != len(file_columns):
             raise InputError(
@@ -174,7 +180,6 @@ def _read_csv_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -
                 location=Location(file=str(path), line=1),
             )
     assert names is not None
-    _check_distinct(names, path, from_header=source.header and not source.columns)
     columns = "{" + ", ".join(f"{_sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
     con.execute("DROP TABLE IF EXISTS _src_rejects")
     con.execute("DROP TABLE IF EXISTS _src_rejects_scan")
@@ -186,10 +191,10 @@ def _read_csv_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -
             f"""CREATE OR REPLACE TEMP TABLE _src AS
             SELECT row_number() OVER () + {header} AS _row,
                 {_null_normalised(list(names), source.null_values)}
-            FROM read_csv({_sql_literal(str(path))},
+            FROM read_csv({_sql_literal(str(read))},
                 header = {str(source.header).lower()}, delim = {_sql_literal(delim)},
                 quote = {_sql_literal(source.quote)}, escape = {_sql_literal(source.quote)},
-                encoding = {_sql_literal(source.encoding)}, columns = {columns},
+                encoding = {_sql_literal(as_read.encoding)}, columns = {columns},
                 auto_detect = false, parallel = false, store_rejects = true,
                 rejects_table = '_src_rejects', rejects_scan = '_src_rejects_scan',
                 max_line_size = 16777216)"""
@@ -212,11 +217,42 @@ def _read_csv_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -
             FROM _src_rejects GROUP BY line ORDER BY line"""
         ).fetchall()
     ]
+    tail = _unclosed_tail(as_read, read, delim)
+    if tail is not None:
+        bad.append(tail)
     info = SourceInfo(str(path), list(names), 0, bad)
     info.rows = int(con.execute("SELECT count(*) FROM _src").fetchall()[0][0])
-    if bad or not _lines_as_numbered(con, source, path, info.rows):
-        _number_lines(con, source, path, bad, info)
+    if bad or not _lines_as_numbered(con, as_read, read, info.rows):
+        _number_lines(con, as_read, read, bad, info, None if tail is None else tail.line)
     return info
+
+
+#: Characters of an unread tail kept in the quarantine (the file itself stays at the site).
+_TAIL_KEPT = 65_536
+
+
+def _unclosed_tail(source: Source, path: Path, delim: str) -> BadRow | None:
+    """The rest of the file from a quoted field that is never closed, as one bad record.
+
+    DuckDB's reader drops such a last record without a word (as of DuckDB 1.4): a quote left
+    open runs on to the end of the file, so every line from its own is lost unless reported.
+    """
+    if not source.quote or len(source.quote) != 1 or source.encoding == "utf-16":
+        return None
+    found = open_quote_line(path, source.quote, delim)
+    if found is None:
+        return None
+    line, offset = found
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        text = fh.read(_TAIL_KEPT).decode(source.encoding, "replace")
+    lines = int(np.count_nonzero(content_lines(path) >= line))
+    return BadRow(
+        line,
+        f"unclosed quote: a field opened with {source.quote} on this line is never closed: the "
+        f"{lines:,} lines from here to the end of the file are one unfinished record",
+        text,
+    )
 
 
 def _lines_text(source: Source, path: Path) -> str:
@@ -249,7 +285,12 @@ def _lines_as_numbered(
 
 
 def _number_lines(
-    con: duckdb.DuckDBPyConnection, source: Source, path: Path, bad: list[BadRow], info: SourceInfo
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    path: Path,
+    bad: list[BadRow],
+    info: SourceInfo,
+    tail_from: int | None = None,
 ) -> None:
     """Give each accepted record of ``_src`` its line in the file (or its position).
 
@@ -259,12 +300,15 @@ def _number_lines(
     """
     header = 1 if source.header else 0
     bad_lines = [b.line for b in bad]
+    # the lines of an unclosed quote's tail belong to its one bad record
+    end = tail_from if tail_from is not None else 1 << 62
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _lines AS
             SELECT row_number() OVER () AS k, line FROM (
                 SELECT line FROM ({_lines_text(source, path)})
-                WHERE {_NOT_BLANK} AND line > {header} AND line NOT IN (SELECT unnest(?))
+                WHERE {_NOT_BLANK} AND line > {header} AND line < {end}
+                    AND line NOT IN (SELECT unnest(?))
                 ORDER BY line
             )""",
             [bad_lines],
@@ -275,7 +319,8 @@ def _number_lines(
         # A byte the encoding does not allow stops the line reader (the CSV reader rejected
         # that record): the lines are counted from the bytes instead.
         lines = content_lines(path)
-        lines = lines[(lines > header) & ~np.isin(lines, np.array(bad_lines, dtype=np.int64))]
+        keep = (lines > header) & (lines < end)
+        lines = lines[keep & ~np.isin(lines, np.array(bad_lines, dtype=np.int64))]
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _lines AS
             SELECT unnest(?::BIGINT[]) AS k, unnest(?::BIGINT[]) AS line""",

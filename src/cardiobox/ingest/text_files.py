@@ -46,9 +46,12 @@ def first_line(path: Path, encoding: str) -> str:
     UnicodeDecodeError
         When the first line itself is not text in ``encoding``.
     """
-    if encoding == "utf-16":  # a line break is two bytes: let the decoder find it
-        with path.open(encoding="utf-16", newline="") as fh:
-            return fh.readline()
+    if encoding == "utf-16":  # a line feed is two bytes, in the byte order of the mark
+        with path.open("rb") as fh:
+            head = fh.read(1 << 16)
+        feed = b"\x00\n" if head.startswith(b"\xfe\xff") else b"\n\x00"
+        at = next((i for i in range(0, len(head) - 1, 2) if head[i : i + 2] == feed), None)
+        return head[: len(head) if at is None else at + 2].decode("utf-16")
     with path.open("rb") as fh:
         return fh.readline().decode("utf-8-sig" if encoding == "utf-8" else encoding)
 
@@ -155,3 +158,68 @@ def content_lines(path: Path, chunk_bytes: int = CHUNK_BYTES) -> npt.NDArray[np.
     if open_content:  # a last line without a line feed
         found.append(np.array([line], dtype=np.int64))
     return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
+def open_quote_line(path: Path, quote: str, delim: str) -> tuple[int, int] | None:
+    r"""Where a quoted field that is never closed starts, as CSV readers see quotes.
+
+    A quote opens a quoted field only at the start of a field (the file's start, or after the
+    delimiter or a line feed); elsewhere it is an ordinary character. Inside a quoted field a
+    doubled quote stands for one quote, and any other quote closes the field.
+
+    Parameters
+    ----------
+    path : Path
+        The file (one byte a character for the quote and delimiter: UTF-8, Latin-1).
+    quote, delim : str
+        The quote and delimiter characters (one ASCII character each).
+
+    Returns
+    -------
+    tuple of int, or None
+        The line (1-based) where the unclosed field's record starts and that line's byte
+        offset; None when every quoted field is closed.
+    """
+    q, d = ord(quote), ord(delim)
+    data = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else None
+    if data is None:
+        return None
+    positions = np.concatenate(
+        [
+            start + np.flatnonzero(data[start : start + CHUNK_BYTES] == q)
+            for start in range(0, data.size, CHUNK_BYTES)
+        ]
+    )
+    if positions.size == 0:
+        return None
+    before = data[np.maximum(positions - 1, 0)]
+    opens = (positions == 0) | (before == d) | (before == 10)
+    inside = False
+    opened_at = -1
+    i = 0
+    while i < positions.size:  # over the quotes only: none in most extracts
+        at = int(positions[i])
+        if not inside:
+            if opens[i]:
+                inside, opened_at = True, at
+            i += 1
+        elif i + 1 < positions.size and positions[i + 1] == at + 1:
+            i += 2  # a doubled quote inside the field
+        else:
+            inside = False
+            i += 1
+    if not inside:
+        return None
+    line_start, stop = 0, opened_at  # after the last line feed before the quote
+    while stop > 0:
+        start = max(0, stop - CHUNK_BYTES)
+        feeds = np.flatnonzero(data[start:stop] == 10)
+        if feeds.size:
+            line_start = start + int(feeds[-1]) + 1
+            break
+        stop = start
+    line = 1 + sum(
+        int(np.count_nonzero(data[start : min(start + CHUNK_BYTES, line_start)] == 10))
+        for start in range(0, line_start, CHUNK_BYTES)
+    )
+    return line, line_start

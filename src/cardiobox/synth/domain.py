@@ -132,8 +132,13 @@ class DomainError(CardioboxError):
 class DerivedDomainWarning(UserWarning):
     """A domain was derived from the data: it is not private until it has been reviewed."""
 
-    # Loading the domain and encoding with it both warn: a command shows the note once.
+    # Loading the domain and encoding with it both warn: a command shows the note once for
+    # each domain (its ``once_key``).
     once_per_command = True
+
+    def __init__(self, message: str, domain: str | None = None) -> None:
+        super().__init__(message)
+        self.once_key = domain
 
 
 class _Strict(BaseModel):
@@ -439,7 +444,8 @@ class Domain(_Strict):
         self.decode_order()  # raises on a cycle of index columns
         if self.derived_from_data:
             warnings.warn(
-                DerivedDomainWarning(f"domain {self.name!r}: {DERIVED_NOTE}"), stacklevel=2
+                DerivedDomainWarning(f"domain {self.name!r}: {DERIVED_NOTE}", self.name),
+                stacklevel=2,
             )
         return self
 

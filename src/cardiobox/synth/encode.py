@@ -118,7 +118,9 @@ def encode(table: pa.Table, domain: Domain, *, warn: bool = True) -> Encoded:
     """
     if domain.derived_from_data:  # the moment the drafted bounds would reach a model
         warnings.warn(
-            DerivedDomainWarning(f"encoding with domain {domain.name!r}: {DERIVED_NOTE}"),
+            DerivedDomainWarning(
+                f"encoding with domain {domain.name!r}: {DERIVED_NOTE}", domain.name
+            ),
             stacklevel=2,
         )
     names = table.column_names
