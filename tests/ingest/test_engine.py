@@ -380,3 +380,29 @@ def test_quoted_multiline_field_is_one_row(extract: Path, tmp_path: Path) -> Non
     src.write_bytes(src.read_bytes() + b'000600;1;01/03/2024 09:00;K;"3,9\n";mmol/L\n')
     rep = run_mapping(extract, tmp_path / "s.duckdb")
     assert rep.rows_read == 6
+
+
+def test_lines_of_rows_over_several_lines(extract: Path, tmp_path: Path) -> None:
+    """Rows are numbered by the line they start on, rejected ones too, in a file whose quoted
+    values span lines, up to an unclosed quote that takes the rest of the file."""
+    src = extract.parent / "labs.csv"
+    header, *rows = src.read_bytes().decode("latin-1").strip().split("\n")
+    text = "\n".join(
+        [
+            header,
+            rows[0].replace(";mEq/L", ';"mEq\n/L"'),  # lines 2-3: a unit over two lines
+            rows[1],  # line 4
+            "x;y",  # line 5: too few fields
+            rows[2].replace(";138;", ';"138;'),  # line 6: never closed
+            rows[3],  # line 7, in the unclosed record
+        ]
+    )
+    src.write_bytes((text + "\n").encode("latin-1"))
+    db = tmp_path / "s.duckdb"
+    rep = run_mapping(extract, db)
+    assert (rep.rows_read, rep.rows_loaded, rep.rows_quarantined) == (4, 2, 2)
+    with SiteStore(db, read_only=True) as store:
+        lines = {q["line"]: q["rule"] for q in store.quarantine(None)}
+        loaded = store.con.execute("SELECT DISTINCT source_line FROM resources ORDER BY 1")
+        assert [line for (line,) in loaded.fetchall()] == [2, 4]
+    assert lines == {5: "malformed-row", 6: "malformed-row"}

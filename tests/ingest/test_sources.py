@@ -157,6 +157,17 @@ def test_records_are_numbered_by_line(
     assert got == expected and numbering == "line"
 
 
-def test_records_over_several_lines_are_numbered_by_position(tmp_path: Path) -> None:
+def test_records_over_several_lines_are_numbered_by_their_first_line(tmp_path: Path) -> None:
     got, numbering = csv_lines(tmp_path, 'id,v\na,"1\n2"\nb,2\n')
-    assert got == [(1, "a"), (2, "b")] and numbering == "row"
+    assert got == [(2, "a"), (4, "b")] and numbering == "line"
+
+
+def test_rejected_records_after_one_over_several_lines(tmp_path: Path) -> None:
+    """DuckDB counts a record over several lines as one line; rejects get their file lines."""
+    text = 'id,v\na,"1\n2"\n\nx\nb,2\nc,"p\n\nq"\ny\nd,4\n'
+    (tmp_path / "l.csv").write_text(text)
+    con = duckdb.connect()
+    info = load_source(con, Source(format="csv", path="l.csv"), tmp_path, None)
+    got = con.execute("SELECT _row, id FROM _src ORDER BY _row").fetchall()
+    assert got == [(2, "a"), (6, "b"), (7, "c"), (11, "d")] and info.numbering == "line"
+    assert [(b.line, b.raw.strip()) for b in info.bad_rows] == [(5, "x"), (10, "y")]

@@ -1,7 +1,7 @@
 """Sources: read a mapping's rows into the DuckDB table ``_src``.
 
-``_src`` has a column ``_row`` (the row's line in a text file, or its position in other
-sources) and one VARCHAR column per source column, with the source's ``null_values`` already
+``_src`` has a column ``_row`` (the line a row starts on in a text file, or its position in
+other sources) and one VARCHAR column per source column, with the source's ``null_values`` already
 turned into NULL. Rows that cannot be read at all (a CSV line with too many or too few fields)
 are returned as :class:`BadRow` so the engine can quarantine them: every row is accounted for.
 """
@@ -26,6 +26,7 @@ from cardiobox.ingest.text_files import (
     content_lines,
     first_line,
     open_quote_line,
+    record_lines,
     windows_1252_as_utf8,
     windows_bytes_in_latin_1,
 )
@@ -218,12 +219,10 @@ def _read_csv_file(
         ).fetchall()
     ]
     tail = _unclosed_tail(as_read, read, delim)
-    if tail is not None:
-        bad.append(tail)
-    info = SourceInfo(str(path), list(names), 0, bad)
+    info = SourceInfo(str(path), list(names), 0, bad + ([tail] if tail else []))
     info.rows = int(con.execute("SELECT count(*) FROM _src").fetchall()[0][0])
-    if bad or not _lines_as_numbered(con, as_read, read, info.rows):
-        _number_lines(con, as_read, read, bad, info, None if tail is None else tail.line)
+    if info.bad_rows or not _lines_as_numbered(con, as_read, read, info.rows):
+        _number_lines(con, as_read, read, info, delim, tail)
     return info
 
 
@@ -234,7 +233,7 @@ _TAIL_KEPT = 65_536
 def _unclosed_tail(source: Source, path: Path, delim: str) -> BadRow | None:
     """The rest of the file from a quoted field that is never closed, as one bad record.
 
-    DuckDB's reader drops such a last record without a word (as of DuckDB 1.4): a quote left
+    DuckDB's reader drops such a last record without a word (DuckDB 2.0.1): a quote left
     open runs on to the end of the file, so every line from its own is lost unless reported.
     """
     if not source.quote or len(source.quote) != 1 or source.encoding == "utf-16":
@@ -288,20 +287,21 @@ def _number_lines(
     con: duckdb.DuckDBPyConnection,
     source: Source,
     path: Path,
-    bad: list[BadRow],
     info: SourceInfo,
-    tail_from: int | None = None,
+    delim: str,
+    tail: BadRow | None,
 ) -> None:
     """Give each accepted record of ``_src`` its line in the file (or its position).
 
     DuckDB's reader skips blank lines and keeps rejected lines apart; the k-th accepted record
-    is on the k-th line that is neither the header, blank, nor rejected — unless a quoted field
-    spans lines, in which case records are numbered by position instead.
+    is on the k-th line that is neither the header, blank, nor rejected. Where quoted fields
+    span lines, records (and DuckDB's rejected ones) are given the line they start on
+    (:func:`_number_records`); should that not add up, they are numbered by position.
+    ``tail``: the record of an unclosed quote, whose lines run to the end of the file.
     """
     header = 1 if source.header else 0
-    bad_lines = [b.line for b in bad]
-    # the lines of an unclosed quote's tail belong to its one bad record
-    end = tail_from if tail_from is not None else 1 << 62
+    bad_lines = [b.line for b in info.bad_rows]
+    end = tail.line if tail is not None else 1 << 62
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _lines AS
@@ -335,11 +335,57 @@ def _number_lines(
             DROP TABLE _src;
             ALTER TABLE _src_numbered RENAME TO _src"""
         )
-    else:
+    elif not _number_records(con, source, path, info, delim, tail):
         info.numbering = "row"
         if header:
             con.execute(f"UPDATE _src SET _row = _row - {header}")
     con.execute("DROP TABLE IF EXISTS _lines")
+
+
+def _number_records(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    path: Path,
+    info: SourceInfo,
+    delim: str,
+    tail: BadRow | None,
+) -> bool:
+    """Number records by the file line they start on, in a file whose quoted fields span lines.
+
+    DuckDB counts lines as a CSV reader does (a line feed inside quotes ends none) and reports
+    rejected records at that count; :func:`~cardiobox.ingest.text_files.record_lines` maps
+    both counts. Returns False, changing nothing, when the records do not add up.
+    """
+    if len(source.quote) != 1 or len(delim) != 1 or source.encoding == "utf-16":
+        return False
+    starts, filled = record_lines(path, source.quote, delim)
+    header = 1 if source.header else 0
+    counted = np.arange(1, starts.size + 1)
+    rejected = np.array([b.line for b in info.bad_rows if b is not tail], dtype=np.int64)
+    if rejected.size and (rejected.min() < 1 or rejected.max() > starts.size):
+        return False
+    end = tail.line if tail is not None else 1 << 62
+    records = counted[filled & (counted > header) & (starts < end)]
+    accepted = records[~np.isin(records, rejected)]
+    if accepted.size != info.rows:
+        return False
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _lines AS
+        SELECT unnest(?::BIGINT[]) AS k, unnest(?::BIGINT[]) AS line""",
+        [list(range(1, accepted.size + 1)), starts[accepted - 1].tolist()],
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _src_numbered AS
+        SELECT l.line AS _row, r.* EXCLUDE (_row)
+        FROM _src r JOIN _lines l ON l.k = r._row - {header};
+        DROP TABLE _src;
+        ALTER TABLE _src_numbered RENAME TO _src"""
+    )
+    info.bad_rows = [
+        b if b is tail else dataclasses.replace(b, line=int(starts[b.line - 1]))
+        for b in info.bad_rows
+    ]
+    return True
 
 
 def _from_arrow(

@@ -160,12 +160,55 @@ def content_lines(path: Path, chunk_bytes: int = CHUNK_BYTES) -> npt.NDArray[np.
     return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
-def open_quote_line(path: Path, quote: str, delim: str) -> tuple[int, int] | None:
-    r"""Where a quoted field that is never closed starts, as CSV readers see quotes.
+def _positions(data: npt.NDArray[np.uint8], byte: int) -> npt.NDArray[np.int64]:
+    """Positions of a byte in a (memory-mapped) file, found a chunk at a time."""
+    found = [
+        start + np.flatnonzero(data[start : start + CHUNK_BYTES] == byte)
+        for start in range(0, data.size, CHUNK_BYTES)
+    ]
+    return np.concatenate(found).astype(np.int64) if found else np.zeros(0, dtype=np.int64)
+
+
+def _quoted_fields(
+    data: npt.NDArray[np.uint8], quote: int, delim: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Where each quoted field opens and closes (-1: never closed), as CSV readers see quotes.
 
     A quote opens a quoted field only at the start of a field (the file's start, or after the
     delimiter or a line feed); elsewhere it is an ordinary character. Inside a quoted field a
     doubled quote stands for one quote, and any other quote closes the field.
+    """
+    positions = _positions(data, quote)
+    if positions.size == 0:
+        return positions, positions
+    before = data[np.maximum(positions - 1, 0)]
+    starts_field = (positions == 0) | (before == delim) | (before == 10)
+    opens: list[int] = []
+    closes: list[int] = []
+    i = 0
+    while i < positions.size:  # over the quotes only: none in most extracts
+        at = int(positions[i])
+        if len(opens) == len(closes):  # outside a quoted field
+            if starts_field[i]:
+                opens.append(at)
+            i += 1
+        elif i + 1 < positions.size and positions[i + 1] == at + 1:
+            i += 2  # a doubled quote inside the field
+        else:
+            closes.append(at)
+            i += 1
+    if len(closes) < len(opens):
+        closes.append(-1)
+    return np.array(opens, dtype=np.int64), np.array(closes, dtype=np.int64)
+
+
+def _mapped(path: Path) -> npt.NDArray[np.uint8] | None:
+    """The file's bytes, memory-mapped (None when it is empty)."""
+    return np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else None
+
+
+def open_quote_line(path: Path, quote: str, delim: str) -> tuple[int, int] | None:
+    """Where a quoted field that is never closed starts (see :func:`record_lines`).
 
     Parameters
     ----------
@@ -180,46 +223,60 @@ def open_quote_line(path: Path, quote: str, delim: str) -> tuple[int, int] | Non
         The line (1-based) where the unclosed field's record starts and that line's byte
         offset; None when every quoted field is closed.
     """
-    q, d = ord(quote), ord(delim)
-    data = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else None
+    data = _mapped(path)
     if data is None:
         return None
-    positions = np.concatenate(
-        [
-            start + np.flatnonzero(data[start : start + CHUNK_BYTES] == q)
-            for start in range(0, data.size, CHUNK_BYTES)
-        ]
-    )
-    if positions.size == 0:
+    opens, closes = _quoted_fields(data, ord(quote), ord(delim))
+    if closes.size == 0 or closes[-1] != -1:
         return None
-    before = data[np.maximum(positions - 1, 0)]
-    opens = (positions == 0) | (before == d) | (before == 10)
-    inside = False
-    opened_at = -1
-    i = 0
-    while i < positions.size:  # over the quotes only: none in most extracts
-        at = int(positions[i])
-        if not inside:
-            if opens[i]:
-                inside, opened_at = True, at
-            i += 1
-        elif i + 1 < positions.size and positions[i + 1] == at + 1:
-            i += 2  # a doubled quote inside the field
-        else:
-            inside = False
-            i += 1
-    if not inside:
-        return None
-    line_start, stop = 0, opened_at  # after the last line feed before the quote
-    while stop > 0:
-        start = max(0, stop - CHUNK_BYTES)
-        feeds = np.flatnonzero(data[start:stop] == 10)
-        if feeds.size:
-            line_start = start + int(feeds[-1]) + 1
-            break
-        stop = start
-    line = 1 + sum(
-        int(np.count_nonzero(data[start : min(start + CHUNK_BYTES, line_start)] == 10))
-        for start in range(0, line_start, CHUNK_BYTES)
-    )
-    return line, line_start
+    feeds = _positions(data, 10)
+    before = feeds[feeds < opens[-1]]
+    line_start = int(before[-1]) + 1 if before.size else 0
+    return 1 + int(before.size), line_start
+
+
+def record_lines(
+    path: Path, quote: str, delim: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """The file's lines as a CSV reader counts them: a feed inside quotes ends none.
+
+    DuckDB reports a rejected record at this count, so in a file whose quoted fields span
+    lines it differs from the file's own line numbers; this gives, for each such line, the
+    file line it starts on.
+
+    Parameters
+    ----------
+    path : Path
+        The file (one byte a character for the quote and delimiter: UTF-8, Latin-1).
+    quote, delim : str
+        The quote and delimiter characters (one ASCII character each).
+
+    Returns
+    -------
+    starts : numpy.ndarray of int64
+        For the k-th line as the reader counts them (k from 1), the file line (1-based) it
+        starts on, at index k - 1.
+    filled : numpy.ndarray of bool
+        Whether that line holds anything (an empty line, or one holding only a carriage
+        return, holds no record).
+    """
+    data = _mapped(path)
+    if data is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    feeds = _positions(data, 10)
+    opens, closes = _quoted_fields(data, ord(quote), ord(delim))
+    closes = np.where(closes == -1, data.size, closes)
+    field = np.searchsorted(opens, feeds) - 1  # the last quoted field opened before each feed
+    if opens.size:
+        quoted = (field >= 0) & (feeds < closes[np.maximum(field, 0)])
+    else:
+        quoted = np.zeros(feeds.size, dtype=bool)
+    breaks = feeds[~quoted]
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [data.size]))
+    keep = starts < data.size  # no line after a final line feed
+    starts, ends = starts[keep], ends[keep]
+    length = ends - starts
+    last = data[np.maximum(ends - 1, 0)]
+    filled = (length > 1) | ((length == 1) & (last != 13))
+    return np.searchsorted(feeds, starts).astype(np.int64) + 1, filled
