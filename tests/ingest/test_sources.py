@@ -171,3 +171,32 @@ def test_rejected_records_after_one_over_several_lines(tmp_path: Path) -> None:
     got = con.execute("SELECT _row, id FROM _src ORDER BY _row").fetchall()
     assert got == [(2, "a"), (6, "b"), (7, "c"), (11, "d")] and info.numbering == "line"
     assert [(b.line, b.raw.strip()) for b in info.bad_rows] == [(5, "x"), (10, "y")]
+
+
+@pytest.mark.parametrize(
+    ("text", "rows", "rejected"),
+    [
+        # DuckDB opens a quote one space after a delimiter, too
+        ('id;v\na; "x\ny"\nb;1\nx\nc;2\n', [(2, "a"), (4, "b"), (6, "c")], [5]),
+        ('id;v\na;1\nb; "x\nc;2\n', [(2, "a")], [3]),  # never closed: one record to the end
+        # a line of spaces is a record to DuckDB (here rejected), not a blank line
+        ('id;v\na;"1\n2"\nb;2\n   \nc;3\n', [(2, "a"), (4, "b"), (6, "c")], [5]),
+        ('id;v\na;"1\n2"\n   \nb;2\n', [(2, "a"), (5, "b")], [4]),
+    ],
+)
+def test_records_by_their_first_line(
+    tmp_path: Path, text: str, rows: list[tuple[int, str]], rejected: list[int]
+) -> None:
+    (tmp_path / "l.csv").write_text(text)
+    con = duckdb.connect()
+    info = load_source(con, Source(format="csv", path="l.csv", delimiter=";"), tmp_path, None)
+    assert con.execute("SELECT _row, id FROM _src ORDER BY _row").fetchall() == rows
+    assert [b.line for b in info.bad_rows] == rejected and info.numbering == "line"
+
+
+def test_rejected_text_has_no_stray_line_end(tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_bytes(b"id;v\r\na;1\r\n\r\nx\r\n")
+    info = load_source(
+        duckdb.connect(), Source(format="csv", path="l.csv", delimiter=";"), tmp_path, None
+    )
+    assert [(b.line, b.raw) for b in info.bad_rows] == [(4, "x")]

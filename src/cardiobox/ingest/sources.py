@@ -211,7 +211,7 @@ def _read_csv_file(
             location=Location(file=str(path)),
         ) from exc
     bad = [
-        BadRow(int(line), f"{error_type.lower()}: {message}", csv_line or "")
+        BadRow(int(line), f"{error_type.lower()}: {message}", _record_text(csv_line))
         for line, error_type, message, csv_line in con.execute(
             """SELECT line, first(error_type ORDER BY column_idx),
                    first(error_message ORDER BY column_idx), first(csv_line)
@@ -221,9 +221,21 @@ def _read_csv_file(
     tail = _unclosed_tail(as_read, read, delim)
     info = SourceInfo(str(path), list(names), 0, bad + ([tail] if tail else []))
     info.rows = int(con.execute("SELECT count(*) FROM _src").fetchall()[0][0])
+    if _number_records(con, as_read, read, info, delim, tail):
+        return info
+    # a quote or delimiter of several characters, or UTF-16: count the file's lines instead
     if info.bad_rows or not _lines_as_numbered(con, as_read, read, info.rows):
-        _number_lines(con, as_read, read, info, delim, tail)
+        _number_lines(con, as_read, read, info, tail)
     return info
+
+
+def _record_text(csv_line: str | None) -> str:
+    """A rejected record's text, without line ends before it (DuckDB keeps some of those).
+
+    After a blank line of a CRLF file, DuckDB gives the record ``x`` as line feed, carriage
+    return, line feed, ``x``.
+    """
+    return (csv_line or "").lstrip("\r\n")
 
 
 #: Characters of an unread tail kept in the quarantine (the file itself stays at the site).
@@ -288,16 +300,15 @@ def _number_lines(
     source: Source,
     path: Path,
     info: SourceInfo,
-    delim: str,
     tail: BadRow | None,
 ) -> None:
     """Give each accepted record of ``_src`` its line in the file (or its position).
 
-    DuckDB's reader skips blank lines and keeps rejected lines apart; the k-th accepted record
-    is on the k-th line that is neither the header, blank, nor rejected. Where quoted fields
-    span lines, records (and DuckDB's rejected ones) are given the line they start on
-    (:func:`_number_records`); should that not add up, they are numbered by position.
-    ``tail``: the record of an unclosed quote, whose lines run to the end of the file.
+    For the files :func:`_number_records` cannot map. DuckDB's reader skips blank lines and
+    keeps rejected lines apart; the k-th accepted record is on the k-th line that is neither
+    the header, blank, nor rejected; should that not add up (a quoted field over several
+    lines), records are numbered by position. ``tail``: the record of an unclosed quote, whose
+    lines run to the end of the file.
     """
     header = 1 if source.header else 0
     bad_lines = [b.line for b in info.bad_rows]
@@ -335,7 +346,7 @@ def _number_lines(
             DROP TABLE _src;
             ALTER TABLE _src_numbered RENAME TO _src"""
         )
-    elif not _number_records(con, source, path, info, delim, tail):
+    else:
         info.numbering = "row"
         if header:
             con.execute(f"UPDATE _src SET _row = _row - {header}")
@@ -350,11 +361,13 @@ def _number_records(
     delim: str,
     tail: BadRow | None,
 ) -> bool:
-    """Number records by the file line they start on, in a file whose quoted fields span lines.
+    """Number records (``_src._row`` and the rejected ones) by the file line they start on.
 
-    DuckDB counts lines as a CSV reader does (a line feed inside quotes ends none) and reports
-    rejected records at that count; :func:`~cardiobox.ingest.text_files.record_lines` maps
-    both counts. Returns False, changing nothing, when the records do not add up.
+    DuckDB counts lines as a CSV reader does (a line feed inside quotes ends none) and numbers
+    rejected records by that count; :func:`~cardiobox.ingest.text_files.record_lines` maps it
+    to the file's lines. ``_src`` is rewritten only when its numbers change (a quoted field
+    over several lines, a blank or rejected line). Returns False, changing nothing, for a
+    quote or delimiter of several characters, UTF-16, or records that do not add up.
     """
     if len(source.quote) != 1 or len(delim) != 1 or source.encoding == "utf-16":
         return False
@@ -369,18 +382,20 @@ def _number_records(
     accepted = records[~np.isin(records, rejected)]
     if accepted.size != info.rows:
         return False
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _lines AS
-        SELECT unnest(?::BIGINT[]) AS k, unnest(?::BIGINT[]) AS line""",
-        [list(range(1, accepted.size + 1)), starts[accepted - 1].tolist()],
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _src_numbered AS
-        SELECT l.line AS _row, r.* EXCLUDE (_row)
-        FROM _src r JOIN _lines l ON l.k = r._row - {header};
-        DROP TABLE _src;
-        ALTER TABLE _src_numbered RENAME TO _src"""
-    )
+    lines = starts[accepted - 1]
+    # _src numbers the k-th accepted record k + header, right unless lines say otherwise
+    if not np.array_equal(lines, np.arange(1 + header, accepted.size + 1 + header)):
+        con.register("_lines_arrow", pa.table({"k": np.arange(1, lines.size + 1), "line": lines}))
+        try:
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _src_numbered AS
+                SELECT l.line AS _row, r.* EXCLUDE (_row)
+                FROM _src r JOIN _lines_arrow l ON l.k = r._row - {header};
+                DROP TABLE _src;
+                ALTER TABLE _src_numbered RENAME TO _src"""
+            )
+        finally:
+            con.unregister("_lines_arrow")
     info.bad_rows = [
         b if b is tail else dataclasses.replace(b, line=int(starts[b.line - 1]))
         for b in info.bad_rows

@@ -175,14 +175,18 @@ def _quoted_fields(
     """Where each quoted field opens and closes (-1: never closed), as CSV readers see quotes.
 
     A quote opens a quoted field only at the start of a field (the file's start, or after the
-    delimiter or a line feed); elsewhere it is an ordinary character. Inside a quoted field a
-    doubled quote stands for one quote, and any other quote closes the field.
+    delimiter or a line feed, or one space after them, as DuckDB reads it); elsewhere it is an
+    ordinary character. Inside a quoted field a doubled quote stands for one quote, and any
+    other quote closes the field.
     """
     positions = _positions(data, quote)
     if positions.size == 0:
         return positions, positions
     before = data[np.maximum(positions - 1, 0)]
-    starts_field = (positions == 0) | (before == delim) | (before == 10)
+    two_before = data[np.maximum(positions - 2, 0)]
+    # DuckDB also opens a quote after one space at a field's start ('a; "b"')
+    after_space = (before == 32) & ((positions == 1) | (two_before == delim) | (two_before == 10))
+    starts_field = (positions == 0) | (before == delim) | (before == 10) | after_space
     opens: list[int] = []
     closes: list[int] = []
     i = 0
