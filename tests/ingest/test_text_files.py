@@ -12,7 +12,7 @@ from cardiobox.ingest.sources import _NOT_BLANK, _lines_text
 from cardiobox.ingest.text_files import (
     content_lines,
     first_line,
-    open_quote_line,
+    record_lines,
     windows_1252_as_utf8,
     windows_bytes_in_latin_1,
 )
@@ -73,20 +73,20 @@ def test_windows_bytes_in_latin_1(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 5, 1 << 26])
-def test_open_quote_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+def test_unclosed_quote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     import cardiobox.ingest.text_files as text_files
 
     monkeypatch.setattr(text_files, "CHUNK_BYTES", chunk)
     path = tmp_path / "f.csv"
     closed = b'a;b\r\n1;"x ""y"" z"\r\n2;12"\r\n"3\n4";5\r\n'  # escapes, a literal, a long field
     path.write_bytes(closed)
-    assert open_quote_line(path, '"', ";") is None
+    assert record_lines(path, '"', ";").unclosed is None
     path.write_bytes(closed + b'6;"never\r\n7;8\r\n')
-    assert open_quote_line(path, '"', ";") == (6, len(closed))
+    assert record_lines(path, '"', ";").unclosed == (6, len(closed))
     path.write_bytes(b'"a;b\n1;2\n')
-    assert open_quote_line(path, '"', ";") == (1, 0)
+    assert record_lines(path, '"', ";").unclosed == (1, 0)
     path.write_bytes(b"")
-    assert open_quote_line(path, '"', ";") is None
+    assert record_lines(path, '"', ";").unclosed is None
 
 
 @pytest.mark.parametrize("order", ["utf-16-le", "utf-16-be"])
@@ -96,3 +96,13 @@ def test_first_line_of_utf16_is_decoded_alone(tmp_path: Path, order: str) -> Non
     lone_surrogate = b"\x00\xd8" if order == "utf-16-le" else b"\xd8\x00"
     path.write_bytes(bom + "a;b\n1;".encode(order) + lone_surrogate + "\n".encode(order))
     assert first_line(path, "utf-16") == "a;b\n"
+
+
+def test_record_lines_map_the_readers_count_to_file_lines(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    # file lines: 1 header, 2-3 a record over two lines, 4 blank, 5, 6, 7-9 over three, 10, 11
+    path.write_bytes(b'a;b;c\n1;"x\ny";3\n\n4;5\n6;7;8\n9;"p\n\nq";10\n11\n12;13;14\n')
+    lines = record_lines(path, '"', ";")
+    assert lines.starts.tolist() == [1, 2, 4, 5, 6, 7, 10, 11]
+    assert lines.filled.tolist() == [True, True, False, True, True, True, True, True]
+    assert lines.unclosed is None

@@ -23,9 +23,9 @@ from cardiobox.errors import InputError, Location
 from cardiobox.ingest.mapping import Source
 from cardiobox.ingest.text_files import (
     UNDEFINED_IN_1252,
+    RecordLines,
     content_lines,
     first_line,
-    open_quote_line,
     record_lines,
     windows_1252_as_utf8,
     windows_bytes_in_latin_1,
@@ -218,10 +218,13 @@ def _read_csv_file(
             FROM _src_rejects GROUP BY line ORDER BY line"""
         ).fetchall()
     ]
-    tail = _unclosed_tail(as_read, read, delim)
+    # one pass over the bytes maps DuckDB's count of lines to the file's (UTF-16 excepted)
+    mapped = len(source.quote) == 1 and len(delim) == 1 and as_read.encoding != "utf-16"
+    lines = record_lines(read, source.quote, delim) if mapped else None
+    tail = _unclosed_tail(as_read, read, lines)
     info = SourceInfo(str(path), list(names), 0, bad + ([tail] if tail else []))
     info.rows = int(con.execute("SELECT count(*) FROM _src").fetchall()[0][0])
-    if _number_records(con, as_read, read, info, delim, tail):
+    if lines is not None and _number_records(con, as_read, info, lines, tail):
         return info
     # a quote or delimiter of several characters, or UTF-16: count the file's lines instead
     if info.bad_rows or not _lines_as_numbered(con, as_read, read, info.rows):
@@ -242,26 +245,23 @@ def _record_text(csv_line: str | None) -> str:
 _TAIL_KEPT = 65_536
 
 
-def _unclosed_tail(source: Source, path: Path, delim: str) -> BadRow | None:
+def _unclosed_tail(source: Source, path: Path, lines: RecordLines | None) -> BadRow | None:
     """The rest of the file from a quoted field that is never closed, as one bad record.
 
     DuckDB's reader drops such a last record without a word (DuckDB 2.0.1): a quote left
     open runs on to the end of the file, so every line from its own is lost unless reported.
     """
-    if not source.quote or len(source.quote) != 1 or source.encoding == "utf-16":
+    if lines is None or lines.unclosed is None:
         return None
-    found = open_quote_line(path, source.quote, delim)
-    if found is None:
-        return None
-    line, offset = found
+    line, offset = lines.unclosed
     with path.open("rb") as fh:
         fh.seek(offset)
         text = fh.read(_TAIL_KEPT).decode(source.encoding, "replace")
-    lines = int(np.count_nonzero(content_lines(path) >= line))
+    count = int(np.count_nonzero(content_lines(path) >= line))
     return BadRow(
         line,
         f"unclosed quote: a field opened with {source.quote} on this line is never closed: the "
-        f"{lines:,} lines from here to the end of the file are one unfinished record",
+        f"{count:,} lines from here to the end of the file are one unfinished record",
         text,
     )
 
@@ -356,9 +356,8 @@ def _number_lines(
 def _number_records(
     con: duckdb.DuckDBPyConnection,
     source: Source,
-    path: Path,
     info: SourceInfo,
-    delim: str,
+    lines: RecordLines,
     tail: BadRow | None,
 ) -> bool:
     """Number records (``_src._row`` and the rejected ones) by the file line they start on.
@@ -369,9 +368,7 @@ def _number_records(
     over several lines, a blank or rejected line). Returns False, changing nothing, for a
     quote or delimiter of several characters, UTF-16, or records that do not add up.
     """
-    if len(source.quote) != 1 or len(delim) != 1 or source.encoding == "utf-16":
-        return False
-    starts, filled = record_lines(path, source.quote, delim)
+    starts, filled = lines.starts, lines.filled
     header = 1 if source.header else 0
     counted = np.arange(1, starts.size + 1)
     rejected = np.array([b.line for b in info.bad_rows if b is not tail], dtype=np.int64)
@@ -382,10 +379,10 @@ def _number_records(
     accepted = records[~np.isin(records, rejected)]
     if accepted.size != info.rows:
         return False
-    lines = starts[accepted - 1]
-    # _src numbers the k-th accepted record k + header, right unless lines say otherwise
-    if not np.array_equal(lines, np.arange(1 + header, accepted.size + 1 + header)):
-        con.register("_lines_arrow", pa.table({"k": np.arange(1, lines.size + 1), "line": lines}))
+    first = starts[accepted - 1]
+    # _src numbers the k-th accepted record k + header, right unless the lines say otherwise
+    if not np.array_equal(first, np.arange(1 + header, accepted.size + 1 + header)):
+        con.register("_lines_arrow", pa.table({"k": np.arange(1, first.size + 1), "line": first}))
         try:
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE _src_numbered AS

@@ -8,6 +8,7 @@ Windows bytes that DuckDB refuses in a file declared Latin-1.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -211,42 +212,26 @@ def _mapped(path: Path) -> npt.NDArray[np.uint8] | None:
     return np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else None
 
 
-def open_quote_line(path: Path, quote: str, delim: str) -> tuple[int, int] | None:
-    """Where a quoted field that is never closed starts (see :func:`record_lines`).
+@dataclass(frozen=True)
+class RecordLines:
+    """A file's lines as a CSV reader counts them (see :func:`record_lines`)."""
 
-    Parameters
-    ----------
-    path : Path
-        The file (one byte a character for the quote and delimiter: UTF-8, Latin-1).
-    quote, delim : str
-        The quote and delimiter characters (one ASCII character each).
-
-    Returns
-    -------
-    tuple of int, or None
-        The line (1-based) where the unclosed field's record starts and that line's byte
-        offset; None when every quoted field is closed.
-    """
-    data = _mapped(path)
-    if data is None:
-        return None
-    opens, closes = _quoted_fields(data, ord(quote), ord(delim))
-    if closes.size == 0 or closes[-1] != -1:
-        return None
-    feeds = _positions(data, 10)
-    before = feeds[feeds < opens[-1]]
-    line_start = int(before[-1]) + 1 if before.size else 0
-    return 1 + int(before.size), line_start
+    #: For the k-th line as the reader counts them (k from 1), the file line it starts on.
+    starts: npt.NDArray[np.int64]
+    #: Whether that line holds anything (an empty line, or one holding only a carriage
+    #: return, holds no record).
+    filled: npt.NDArray[np.bool_]
+    #: Where a quoted field that is never closed puts its record: the file line and that
+    #: line's byte offset (None when every quoted field is closed).
+    unclosed: tuple[int, int] | None
 
 
-def record_lines(
-    path: Path, quote: str, delim: str
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+def record_lines(path: Path, quote: str, delim: str) -> RecordLines:
     """The file's lines as a CSV reader counts them: a feed inside quotes ends none.
 
-    DuckDB reports a rejected record at this count, so in a file whose quoted fields span
+    DuckDB numbers a rejected record by this count, so in a file whose quoted fields span
     lines it differs from the file's own line numbers; this gives, for each such line, the
-    file line it starts on.
+    file line it starts on. A quoted field left open runs on to the end of the file.
 
     Parameters
     ----------
@@ -257,18 +242,17 @@ def record_lines(
 
     Returns
     -------
-    starts : numpy.ndarray of int64
-        For the k-th line as the reader counts them (k from 1), the file line (1-based) it
-        starts on, at index k - 1.
-    filled : numpy.ndarray of bool
-        Whether that line holds anything (an empty line, or one holding only a carriage
-        return, holds no record).
+    RecordLines
     """
     data = _mapped(path)
     if data is None:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+        return RecordLines(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), None)
     feeds = _positions(data, 10)
     opens, closes = _quoted_fields(data, ord(quote), ord(delim))
+    unclosed = None
+    if closes.size and closes[-1] == -1:
+        before = np.searchsorted(feeds, opens[-1])  # line feeds before the open quote
+        unclosed = (1 + int(before), int(feeds[before - 1]) + 1 if before else 0)
     closes = np.where(closes == -1, data.size, closes)
     field = np.searchsorted(opens, feeds) - 1  # the last quoted field opened before each feed
     if opens.size:
@@ -283,4 +267,5 @@ def record_lines(
     length = ends - starts
     last = data[np.maximum(ends - 1, 0)]
     filled = (length > 1) | ((length == 1) & (last != 13))
-    return np.searchsorted(feeds, starts).astype(np.int64) + 1, filled
+    lines = np.searchsorted(feeds, starts).astype(np.int64) + 1
+    return RecordLines(lines, filled, unclosed)
