@@ -365,8 +365,9 @@ def _number_records(
     DuckDB counts lines as a CSV reader does (a line feed inside quotes ends none) and numbers
     rejected records by that count; :func:`~cardiobox.ingest.text_files.record_lines` maps it
     to the file's lines. ``_src`` is rewritten only when its numbers change (a quoted field
-    over several lines, a blank or rejected line). Returns False, changing nothing, for a
-    quote or delimiter of several characters, UTF-16, or records that do not add up.
+    over several lines, a blank or rejected line). Returns False, changing nothing, when the
+    records do not add up. (The caller maps only files with a one-character quote and
+    delimiter, not UTF-16.)
     """
     starts, filled = lines.starts, lines.filled
     header = 1 if source.header else 0
