@@ -1,9 +1,11 @@
-"""Reading text files whatever their bytes: first lines, line counts, windows-1252.
+"""Reading text files whatever their bytes: first lines, line counts, quotes, windows-1252.
 
 DuckDB's CSV reader decodes UTF-8, Latin-1 and UTF-16 itself. These helpers cover what it
 cannot: a header decoded apart from the rest of the file, lines counted in a file that holds a
-byte its encoding does not allow, windows-1252 files (read through a UTF-8 copy), and the
-Windows bytes that DuckDB refuses in a file declared Latin-1.
+byte its encoding does not allow, the file line each of its records starts on (quoted values
+span lines; DuckDB numbers rejected records by its own count) and a quote left open to the end
+of the file (whose record DuckDB drops), windows-1252 files (read through a UTF-8 copy), and
+the Windows bytes that DuckDB refuses in a file declared Latin-1.
 """
 
 from __future__ import annotations
