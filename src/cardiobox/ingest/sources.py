@@ -339,18 +339,26 @@ def _number_lines(
         )
     candidates = con.execute("SELECT count(*) FROM _lines").fetchall()[0][0]
     if info.rows == candidates:
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _src_numbered AS
-            SELECT l.line AS _row, r.* EXCLUDE (_row)
-            FROM _src r JOIN _lines l ON l.k = r._row - {header};
-            DROP TABLE _src;
-            ALTER TABLE _src_numbered RENAME TO _src"""
-        )
+        _renumber(con, "_lines", header)
     else:
         info.numbering = "row"
         if header:
             con.execute(f"UPDATE _src SET _row = _row - {header}")
     con.execute("DROP TABLE IF EXISTS _lines")
+
+
+def _renumber(con: duckdb.DuckDBPyConnection, lines: str, header: int) -> None:
+    """Number ``_src``'s k-th record (``_row`` = k + header) by the line ``lines`` gives for k.
+
+    ``lines`` is a table or view of ``k`` and ``line``.
+    """
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _src_numbered AS
+        SELECT l.line AS _row, r.* EXCLUDE (_row)
+        FROM _src r JOIN {lines} l ON l.k = r._row - {header};
+        DROP TABLE _src;
+        ALTER TABLE _src_numbered RENAME TO _src"""
+    )
 
 
 def _number_records(
@@ -385,13 +393,7 @@ def _number_records(
     if not np.array_equal(first, np.arange(1 + header, accepted.size + 1 + header)):
         con.register("_lines_arrow", pa.table({"k": np.arange(1, first.size + 1), "line": first}))
         try:
-            con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _src_numbered AS
-                SELECT l.line AS _row, r.* EXCLUDE (_row)
-                FROM _src r JOIN _lines_arrow l ON l.k = r._row - {header};
-                DROP TABLE _src;
-                ALTER TABLE _src_numbered RENAME TO _src"""
-            )
+            _renumber(con, "_lines_arrow", header)
         finally:
             con.unregister("_lines_arrow")
     info.bad_rows = [
