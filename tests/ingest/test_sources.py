@@ -200,3 +200,24 @@ def test_rejected_text_has_no_stray_line_end(tmp_path: Path) -> None:
         duckdb.connect(), Source(format="csv", path="l.csv", delimiter=";"), tmp_path, None
     )
     assert [(b.line, b.raw) for b in info.bad_rows] == [(4, "x")]
+
+
+def test_header_without_a_quote_character(tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_text('id;v\na;"1\nb;2\n')
+    con = duckdb.connect()
+    source = Source(format="csv", path="l.csv", delimiter=";", quote="")
+    info = load_source(con, source, tmp_path, None)
+    assert con.execute("SELECT _row, id, v FROM _src ORDER BY 1").fetchall() == [
+        (2, "a", '"1'),
+        (3, "b", "2"),
+    ]
+    assert info.bad_rows == []
+
+
+def test_blank_first_line(tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_text("\n\nid;v\na;1\n")
+    with pytest.raises(InputError, match="first line is blank") as err:
+        load_source(
+            duckdb.connect(), Source(format="csv", path="l.csv", delimiter=";"), tmp_path, None
+        )
+    assert err.value.location.line == 1

@@ -105,8 +105,17 @@ def _header(path: Path, delim: str, source: Source) -> list[str]:
             rule="source-format",
             location=where,
         ) from exc
+    if line.strip() == "" and line:
+        raise InputError(
+            "the first line is blank: the header must be the file's first line (or set "
+            "header: false and list the columns under source.columns)",
+            rule="source-format",
+            location=where,
+        )
+    # no quote character: every quote is text
+    quoting = {"quotechar": source.quote} if source.quote else {"quoting": csv.QUOTE_NONE}
     try:
-        first = next(csv.reader([line], delimiter=delim, quotechar=source.quote, strict=True), [])
+        first = next(csv.reader([line], delimiter=delim, strict=True, **quoting), [])
     except csv.Error as exc:
         # An unclosed quote would run the header on over the whole file.
         raise InputError(
