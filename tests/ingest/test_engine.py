@@ -28,6 +28,13 @@ def resources(db: Path, rt: str | None = None) -> list[dict[str, object]]:
     return [orjson.loads(r[0]) for r in rows]
 
 
+def _refused(mapping: Path, tmp_path: Path) -> InputError:
+    """The error a load of ``mapping`` into a new store stops with."""
+    with pytest.raises(InputError) as err:
+        run_mapping(mapping, tmp_path / "s.duckdb")
+    return err.value
+
+
 def test_worked_example(extract: Path, tmp_path: Path) -> None:
     db = tmp_path / "site.duckdb"
     rep = run_mapping(extract, db)
@@ -167,17 +174,15 @@ def test_check_lists_concept_map_work(extract: Path) -> None:
 
 def test_missing_column_is_named(extract: Path, tmp_path: Path) -> None:
     extract.write_text(extract.read_text().replace("unit: unidad", "unit: unidades"))
-    with pytest.raises(InputError) as err:
-        run_mapping(extract, tmp_path / "s.duckdb")
-    assert err.value.rule == "unknown-column"
-    assert "unidades" in err.value.message and "resources[lab].unit" in err.value.message
+    err = _refused(extract, tmp_path)
+    assert err.rule == "unknown-column"
+    assert "unidades" in err.message and "resources[lab].unit" in err.message
 
 
 def test_wrong_encoding_is_reported(extract: Path, tmp_path: Path) -> None:
     extract.write_text(extract.read_text().replace("encoding: latin-1", "encoding: utf-16"))
-    with pytest.raises(InputError) as err:
-        run_mapping(extract, tmp_path / "s.duckdb")
-    assert err.value.rule == "source-format"
+    err = _refused(extract, tmp_path)
+    assert err.rule == "source-format"
 
 
 def _as_utf8(extract: Path, body: bytes, end: bytes = b"\n") -> None:
@@ -214,9 +219,8 @@ def test_invalid_byte_in_the_header(extract: Path, tmp_path: Path) -> None:
     _as_utf8(extract, b"")
     src = extract.parent / "labs.csv"
     src.write_bytes(src.read_bytes().replace(b"fecha", b"fe\xf1cha"))
-    with pytest.raises(InputError) as err:
-        run_mapping(extract, tmp_path / "s.duckdb")
-    assert err.value.rule == "source-format" and err.value.location.line == 1
+    err = _refused(extract, tmp_path)
+    assert err.rule == "source-format" and err.location.line == 1
 
 
 def test_windows_1252(extract: Path, tmp_path: Path) -> None:
@@ -244,29 +248,26 @@ def test_windows_bytes_in_a_latin_1_file(extract: Path, tmp_path: Path) -> None:
     """DuckDB reads no byte 0x80-0x9F as Latin-1: the error names the line and the remedy."""
     src = extract.parent / "labs.csv"
     src.write_bytes(src.read_bytes().replace(b"1,2", b"1,2\x93"))
-    with pytest.raises(InputError) as err:
-        run_mapping(extract, tmp_path / "s.duckdb")
-    assert err.value.rule == "source-format" and err.value.location.line == 5
-    assert "0x93" in err.value.message and "windows-1252" in err.value.message
+    err = _refused(extract, tmp_path)
+    assert err.rule == "source-format" and err.location.line == 5
+    assert "0x93" in err.message and "windows-1252" in err.message
 
 
 def test_wrong_delimiter_is_hinted(extract: Path, tmp_path: Path) -> None:
     src = extract.parent / "labs.csv"
     src.write_bytes(src.read_bytes().replace(b";", b","))
-    with pytest.raises(InputError) as err:
-        run_mapping(extract, tmp_path / "s.duckdb")
-    assert err.value.rule == "unknown-column"
-    assert "read as one column, which holds ','" in err.value.message
+    err = _refused(extract, tmp_path)
+    assert err.rule == "unknown-column"
+    assert "read as one column, which holds ','" in err.message
 
 
 def test_duplicate_column_names(extract: Path, tmp_path: Path) -> None:
     """Named twice, whatever the case of the letters (DuckDB's names ignore it)."""
     src = extract.parent / "labs.csv"
     src.write_bytes(src.read_bytes().replace(b"sexo;", b"FECHA;", 1))
-    with pytest.raises(InputError) as err:
-        run_mapping(extract, tmp_path / "s.duckdb")
-    assert err.value.rule == "source-columns" and err.value.location.line == 1
-    assert "'fecha' twice (columns 2 and 3" in err.value.message
+    err = _refused(extract, tmp_path)
+    assert err.rule == "source-columns" and err.location.line == 1
+    assert "'fecha' twice (columns 2 and 3" in err.message
     # listed in the mapping instead: the mapping's own error, at its line
     extract.write_text(
         extract.read_text().replace(
@@ -274,10 +275,9 @@ def test_duplicate_column_names(extract: Path, tmp_path: Path) -> None:
             "  encoding: latin-1\n  columns: [nhc, sexo, fecha, prueba, Sexo, unidad]\n",
         )
     )
-    with pytest.raises(InputError) as err:
-        run_mapping(extract, tmp_path / "s.duckdb")
-    assert err.value.rule == "mapping-schema" and err.value.location.file == str(extract)
-    assert "['Sexo', 'sexo'] more than once" in err.value.message
+    err = _refused(extract, tmp_path)
+    assert err.rule == "mapping-schema" and err.location.file == str(extract)
+    assert "['Sexo', 'sexo'] more than once" in err.message
 
 
 def test_unclosed_quote_keeps_the_tail(extract: Path, tmp_path: Path) -> None:
@@ -301,10 +301,9 @@ def test_unclosed_quote_keeps_the_tail(extract: Path, tmp_path: Path) -> None:
 def test_unclosed_quote_in_the_header(extract: Path, tmp_path: Path) -> None:
     src = extract.parent / "labs.csv"
     src.write_bytes(src.read_bytes().replace(b";unidad", b';"unidad', 1))
-    with pytest.raises(InputError) as err:
-        run_mapping(extract, tmp_path / "s.duckdb")
-    assert err.value.rule == "source-format" and err.value.location.line == 1
-    assert "not closed" in err.value.message
+    err = _refused(extract, tmp_path)
+    assert err.rule == "source-format" and err.location.line == 1
+    assert "not closed" in err.message
 
 
 def test_source_override(extract: Path, tmp_path: Path) -> None:

@@ -220,6 +220,22 @@ class Block(BlockFields):
         return out
 
 
+def column_key(name: str) -> str:
+    """A column name as DuckDB compares names: ASCII letters without regard to case.
+
+    Parameters
+    ----------
+    name : str
+        A column name.
+
+    Returns
+    -------
+    str
+        The name with its ASCII letters in lower case (others as they are).
+    """
+    return "".join(c.lower() if c.isascii() else c for c in name)
+
+
 class Source(_Strict):
     """Where the rows come from."""
 
@@ -240,8 +256,7 @@ class Source(_Strict):
     @model_validator(mode="after")
     def _complete(self) -> Source:
         if self.columns:
-            # DuckDB compares column names regardless of the case of ASCII letters
-            keys = ["".join(c.lower() if c.isascii() else c for c in n) for n in self.columns]
+            keys = [column_key(n) for n in self.columns]
             named = zip(self.columns, keys, strict=True)
             twice = sorted({n for n, k in named if keys.count(k) > 1})
             if twice:

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from cardiobox.errors import InputError, Location
-from cardiobox.ingest.mapping import Source
+from cardiobox.ingest.mapping import Source, column_key
 from cardiobox.ingest.text_files import (
     UNDEFINED_IN_1252,
     RecordLines,
@@ -135,7 +135,7 @@ def _check_distinct(names: list[str], path: Path) -> None:
     """
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
-        key = "".join(c.lower() if c.isascii() else c for c in name)
+        key = column_key(name)
         if key in seen:
             raise InputError(
                 f"the header names column {name!r} twice (columns {seen[key]} and {position}; "
